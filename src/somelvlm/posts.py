@@ -1,0 +1,139 @@
+"""Posts as the models see them, and the careful loading that turns user input into them.
+
+Everything here treats input as hostile: text may be bytes in any encoding, empty, or megabytes
+long; images may be corrupt, not images at all, decompression bombs, animated, CMYK, 16-bit or
+rotated by EXIF. Each problem raises ``PostError`` with a reason a person can act on, so a batch
+can record it for that row and go on.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+
+class PostError(ValueError):
+    """A post that cannot be processed; ``reason`` is a short category, the message says why."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a post may be. The defaults fit real social-media posts with a wide margin."""
+
+    max_text_chars: int = 20_000
+    """Longer texts are rejected (tweets are <= 280 characters, long Facebook posts ~10k)."""
+    max_image_bytes: int = 25_000_000
+    """Larger image files are rejected before decoding."""
+    max_image_pixels: int = 50_000_000
+    """Width x height above this is rejected before decoding (decompression bombs)."""
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class Post:
+    """One post ready for a model: its id, its text (or None) and its RGB image (or None)."""
+
+    id: str
+    text: str | None = None
+    image: Image | None = None
+
+    def __post_init__(self) -> None:
+        if self.text is None and self.image is None:
+            raise PostError("empty post", f"post {self.id!r} has neither text nor image")
+
+
+def clean_text(value: str | bytes | None, limits: Limits = DEFAULT_LIMITS) -> str | None:
+    """The post text, stripped; None when empty. Bytes must be UTF-8."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise PostError("invalid UTF-8", f"byte {err.start} ({value[err.start:err.start + 1]!r}) "
+                            "is not valid UTF-8") from None
+    if not isinstance(value, str):
+        raise PostError("wrong type", f"text must be a string, got {type(value).__name__}")
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+        raise PostError("invalid UTF-8", "text holds lone surrogates (undecodable bytes)")
+    value = value.replace("\x00", "").strip()
+    if len(value) > limits.max_text_chars:
+        raise PostError("text too long", f"{len(value)} characters, the limit is {limits.max_text_chars}")
+    return value or None
+
+
+def load_image(source: bytes | Path | str, limits: Limits = DEFAULT_LIMITS) -> Image:
+    """Decode an image into RGB, safely.
+
+    ``source`` is the file's bytes or a local path (callers that serve requests pass bytes only).
+    Animated images give their first frame; EXIF rotation is applied; CMYK, palette, 16-bit and
+    alpha images are converted (transparency over white).
+    """
+    from PIL import Image as PILImage
+    from PIL import ImageOps, UnidentifiedImageError
+
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise PostError("missing image", f"{path} does not exist")
+        size = path.stat().st_size
+        if size > limits.max_image_bytes:
+            raise PostError("image too large", f"{size} bytes, the limit is {limits.max_image_bytes}")
+        data = path.read_bytes()
+    else:
+        data = bytes(source)
+    if not data:
+        raise PostError("empty image", "the image file has zero bytes")
+    if len(data) > limits.max_image_bytes:
+        raise PostError("image too large", f"{len(data)} bytes, the limit is {limits.max_image_bytes}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+            img = PILImage.open(io.BytesIO(data))
+            width, height = img.size
+            if width * height > limits.max_image_pixels:
+                raise PostError("image too large", f"{width}x{height} pixels, the limit is "
+                                f"{limits.max_image_pixels} pixels")
+            if getattr(img, "is_animated", False):
+                img.seek(0)
+            img.load()
+    except PostError:
+        raise
+    except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as err:
+        raise PostError("image too large", str(err)) from None
+    except UnidentifiedImageError:
+        raise PostError("not an image", "the bytes are not an image format Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise PostError("corrupt image", str(err) or type(err).__name__) from None
+    return to_rgb(ImageOps.exif_transpose(img))
+
+
+def to_rgb(img: Image) -> Image:
+    """RGB 8-bit: 16-bit scaled down, transparency composited over white, CMYK/palette converted."""
+    from PIL import Image as PILImage
+
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        import numpy as np
+
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        img = PILImage.fromarray(np.clip(arr / peak * 255.0, 0, 255).astype("uint8"), mode="L")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        rgba = img.convert("RGBA")
+        background = PILImage.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = PILImage.alpha_composite(background, rgba)
+    return img.convert("RGB")
