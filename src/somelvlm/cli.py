@@ -23,6 +23,8 @@ tasks_app = typer.Typer(help="The cognitive framework's tasks, grouped by level.
 data_app = typer.Typer(help="Real data: adapters and the SoMeData instruction builder.", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(data_app, name="data")
+train_app = typer.Typer(help="Training recipes (flat scripts behind YAML configs).", no_args_is_help=True)
+app.add_typer(train_app, name="train")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -92,6 +94,88 @@ def data_build(
                   f"({time.perf_counter() - start:.1f} s)")
     console.print(f"{problems} bad inputs skipped or kept without image: see {result.out / 'report.md'}")
     console.print((result.out / "stats.md").read_text(encoding="utf-8"))
+
+
+@train_app.command("heads")
+def train_heads(
+    config: Annotated[Path, typer.Option(help="Recipe YAML, e.g. configs/some-mini.yaml.")],
+    out: Annotated[Path | None, typer.Option(help="Override the config's output folder.")] = None,
+    data_root: Annotated[Path | None, typer.Option(help="Override the data root [env SOMELVLM_DATA].")] = None,
+    tiny: Annotated[bool, typer.Option(help="Smoke test: a few items per task, one short epoch.")] = False,
+) -> None:
+    """Train the compact model's encoder (LoRA) and task heads; resumes from OUT/checkpoint.pt."""
+    from somelvlm.train.heads import HeadsConfig, train
+
+    root = data_root or (Path(os.environ["SOMELVLM_DATA"]) if "SOMELVLM_DATA" in os.environ else None)
+    cfg = HeadsConfig.from_yaml(config, out=str(out) if out else None,
+                                data_root=str(root) if root else None, tiny=tiny or None)
+    if not Path(cfg.data_root).is_dir():
+        raise FileNotFoundError(f"data root {cfg.data_root} not found: pass --data-root (or set SOMELVLM_DATA)")
+    state = train(cfg, log=console.log)
+    console.print(f"best validation mean {state['best']:.2f}; model in {Path(cfg.out) / 'model'}")
+
+
+@app.command("analyze")
+def analyze_cmd(
+    input: Annotated[Path, typer.Argument(help="Posts: JSONL, CSV/TSV or Parquet.")],
+    out: Annotated[Path | None, typer.Option(help="JSONL or Parquet output; re-running skips ids already there.")] = None,
+    tasks: Annotated[list[str] | None, typer.Option("--tasks", help="Task names (repeatable or comma-separated).")] = None,
+    level: Annotated[list[str] | None, typer.Option("--level", help="Cognitive level ids (repeatable or comma-separated).")] = None,
+    model: Annotated[str | None, typer.Option(help="Shipped model name or folder [some-mini].")] = None,
+    text_col: Annotated[str, typer.Option(help="Column with the post text.")] = "text",
+    image_col: Annotated[str, typer.Option(help="Column with an image path (relative to the input's folder).")] = "image",
+    id_col: Annotated[str, typer.Option(help="Column with the post id (row number when absent).")] = "id",
+    batch_size: Annotated[int, typer.Option(help="Posts per model call.")] = 64,
+    no_ocr: Annotated[bool, typer.Option("--no-ocr", help="Do not read text off images without a caption.")] = False,
+    show: Annotated[bool | None, typer.Option("--show/--no-show", help="Print a table grouped by level (default: when no --out).")] = None,
+) -> None:
+    """Label every post for every chosen task; streamed, resumable, bad rows become error records."""
+    import tempfile
+
+    from somelvlm.analyze import Analyzer
+    from somelvlm.batch.runner import RunConfig, run
+
+    if not input.is_file():
+        raise FileNotFoundError(f"input {input} not found")
+    analyzer = Analyzer(model, _split_commas(tasks), _split_commas(level), ocr=not no_ocr)
+    target = out or Path(tempfile.mkdtemp(prefix="somelvlm-")) / "analysis.jsonl"
+    summary = run(input, target, analyzer, RunConfig(batch_size=batch_size), text_col=text_col,
+                  image_col=image_col, id_col=id_col)
+    err_console.print(f"{summary.written} posts written, {summary.skipped_existing} already there, "
+                      f"{summary.errors} errors -> {summary.out} ({summary.seconds:.1f} s)")
+    if show or (show is None and out is None):
+        from somelvlm.views import analysis_tables
+
+        for table in analysis_tables(target, analyzer.tasks):
+            console.print(table)
+
+
+@app.command("eval")
+def eval_cmd(
+    model: Annotated[str | None, typer.Option(help="Shipped model name or folder [some-mini].")] = None,
+    tasks: Annotated[list[str] | None, typer.Option("--tasks", help="Task names (default: every head).")] = None,
+    split: Annotated[str, typer.Option(help="test or val.")] = "test",
+    data_root: Annotated[Path | None, typer.Option(help="Folder with the upstream sources [env SOMELVLM_DATA, else ../shared/data].")] = None,
+    out: Annotated[Path, typer.Option(help="Writes OUT.json and OUT.md.")] = Path("out/eval/results"),
+    limit: Annotated[int | None, typer.Option(help="At most N items per task (a fixed sample).")] = None,
+    int8: Annotated[bool, typer.Option("--int8/--fp32", help="Quantized encoder (as analyze runs it).")] = True,
+) -> None:
+    """Score a model on real test splits with each task's official metrics."""
+    from somelvlm.evaluate.harness import evaluate_model, to_markdown, write_results
+    from somelvlm.models import load_model
+
+    if split not in ("test", "val"):
+        raise ValueError(f"--split must be test or val, got {split!r}")
+    data_root = data_root or _default_data_root()
+    if not data_root.is_dir():
+        raise FileNotFoundError(f"data root {data_root} not found: pass --data-root (or set SOMELVLM_DATA)")
+    m = load_model(model, int8=int8)
+    names = _split_commas(tasks) or m.tasks
+    summary = evaluate_model(m, names, data_root, split, limit)
+    summary["model"] = str(m.folder)
+    json_path, md_path = write_results(summary, out, f"Evaluation of {m.folder.name}")
+    console.print(to_markdown(summary))
+    console.print(f"wrote {json_path} and {md_path}")
 
 
 def _split_commas(values: list[str] | None) -> list[str]:

