@@ -1,0 +1,1 @@
+"""Streaming, resumable batch runs over JSONL / CSV / Parquet files of posts."""
