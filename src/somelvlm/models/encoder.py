@@ -49,6 +49,9 @@ def load_encoder(name: str, trust_remote_code: bool = False):
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging
 
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     path = resolve_encoder(name)
     logging.set_verbosity_error()
     logging.disable_progress_bar()

@@ -89,6 +89,7 @@ def train(config: HeadsConfig, log=print) -> dict:
     from peft import LoraConfig, get_peft_model
 
     from somelvlm.data.report import DataReport
+    from somelvlm.models.card import write_card
     from somelvlm.models.compact import save_compact
     from somelvlm.models.encoder import load_encoder, weights_digest
     from somelvlm.models.heads import MultiTaskNet
@@ -195,7 +196,8 @@ def train(config: HeadsConfig, log=print) -> dict:
                          encoder_digest=weights_digest(config.encoder), lora=lora,
                          max_length=config.max_length,
                          extra={"trained": {"config": asdict(config), "epoch": epoch + 1, "val": metrics,
-                                            "data": counts}})
+                                            "data": counts, "seconds": round(time.time() - started)}})
+            write_card(out / "model")
             log(f"saved best model to {out / 'model'}")
         state["epoch"], state["step"] = epoch + 1, 0
         checkpoint()
