@@ -5,3 +5,10 @@ them, so ``import somelvlm`` stays fast and works with only the base dependencie
 """
 
 __version__ = "0.1.0"
+
+
+def analyze(posts, tasks=None, levels=None, model=None):
+    """Labels for each post; see :func:`somelvlm.analysis.analyze` (imports the model lazily)."""
+    from somelvlm.analysis import analyze as _analyze
+
+    return _analyze(posts, tasks=tasks, levels=levels, model=model)

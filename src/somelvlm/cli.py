@@ -132,7 +132,7 @@ def analyze_cmd(
     """Label every post for every chosen task; streamed, resumable, bad rows become error records."""
     import tempfile
 
-    from somelvlm.analyze import Analyzer
+    from somelvlm.analysis import Analyzer
     from somelvlm.batch.runner import RunConfig, run
 
     if not input.is_file():

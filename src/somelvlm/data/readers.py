@@ -54,7 +54,12 @@ class SourceFile:
             return
         if text.startswith("\ufeff"):
             text = text[1:]
-        for n, line in enumerate(text.splitlines(), start=1):
+        # split on "\n" only: str.splitlines would also break on \u2028, \x85 ... inside a tweet and
+        # shift every later line out of step with a parallel labels file
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        for n, line in enumerate((ln[:-1] if ln.endswith("\r") else ln for ln in lines), start=1):
             if _SURROGATE.search(line):
                 self.problem(n, "invalid UTF-8", _escaped(line))
                 continue

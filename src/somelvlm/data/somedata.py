@@ -114,7 +114,8 @@ def build(config: BuildConfig, progress: Callable[[str], None] | None = None) ->
 
 def to_record(task: Task, ex: Example, prompt_index: int) -> dict:
     """One instruction record in the conversation format (see the module docstring)."""
-    prompt = task.render(prompt_index, ex.text, ex.meta)
+    # SoMeLVLM's published test items keep their own prompt, word for word
+    prompt = ex.meta.get("prompt") or task.render(prompt_index, ex.text, ex.meta)
     record: dict = {"id": ex.id}
     if ex.image is not None:
         record["image"] = ex.image
@@ -215,7 +216,7 @@ def _stats(tasks: dict[str, Task], counts: dict[tuple[str, str], int], has_image
         n = {s: counts.get((task.name, s), 0) for s in SPLITS}
         rows.append({
             "level": task.level, "family": task.family, "task": task.name, "kind": task.kind,
-            "sources": [s.name for s in task.sources], "train": n["train"], "val": n["val"],
+            "sources": list(dict.fromkeys(s.name for s in task.sources)), "train": n["train"], "val": n["val"],
             "test": n["test"], "data_type": "multi" if has_image[task.name] else "text",
         })
     totals = Counter()

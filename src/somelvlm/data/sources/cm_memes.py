@@ -1,11 +1,21 @@
-"""CM_MEMES (Gitanjali1801/CM_MEMES): Hindi-English code-mixed memes with explanations.
+"""CM-Off-Meme (Gitanjali1801/CM_MEMES, LREC-COLING 2024): Hindi-English code-mixed memes.
 
-Upstream: ``sample_data.csv`` (2,021 rows: Name, Text, Ground truth reality, Level1 off/non-off,
-Level2 non-off/explicit/implicit, Valence, Sarcasm, five emotions) and ``LREC_COLING_meme/*.png``
-(1,308 images). Rows are joined to images on ``Name``; rows without an image are left out (one
-``missing image`` line each in the report); a repeated Name keeps its first row. No upstream
-split: ``hash_split`` of the Name, shared by the four tasks a meme gives (offensive_meme,
-offense_type, meme_sarcasm, explain_offensive_meme).
+Upstream: ``cm_memes/sample_data.csv`` with a header ``Name, Text, Ground truth reality, Level1,
+Level2, Valence, Sarcasm, Joy, Sadness, Anger, Fear, Surprise`` (2,021 rows) and
+``cm_memes/LREC_COLING_meme/<Name>`` (1,308 PNG files). Each meme gives up to four examples:
+
+- offensive_meme <- Level1 (off / non-off)
+- offense_type <- Level2 (non-off / explicit / implicit)
+- meme_sarcasm <- Sarcasm (sarcasm / non-sarcastic; an empty cell is a reported "missing field")
+- explain_offensive_meme <- ``Ground truth reality``, a human explanation (for every non-offensive
+  meme upstream writes the same sentence, "There is no offenisve content")
+
+Rows are joined to images on ``Name``: only the 1,308 rows whose image exists are emitted; each of
+the other 713 rows is reported once as "missing image" (file and line). A repeated Name keeps its
+first row and reports the others as "duplicate id" (the real file has none).
+
+Split: upstream has none, so ``hash_split("cm_memes/<Name>")`` (80/10/10), the same for all four
+tasks of a meme. Ids: ``cm_memes/sample_data/<split>/<Name>/<task>``.
 """
 
 from __future__ import annotations
@@ -18,33 +28,41 @@ from somelvlm.data.readers import SourceFile, hash_split
 from somelvlm.data.report import DataReport
 
 SOURCE = "cm_memes"
-LEVEL1 = {"off": "offensive", "non-off": "not_offensive"}
-LEVEL2 = {"non-off": "non_offensive", "explicit": "explicit", "implicit": "implicit"}
-SARCASM = {"sarcasm": "sarcastic", "sarcastic": "sarcastic", "non-sarcastic": "not_sarcastic"}
+IMAGES = f"{SOURCE}/LREC_COLING_meme"
+COLUMNS = (  # task, column, upstream value -> label id
+    ("offensive_meme", "Level1", {"off": "offensive", "non-off": "not_offensive"}),
+    ("offense_type", "Level2", {"non-off": "non_offensive", "explicit": "explicit", "implicit": "implicit"}),
+    ("meme_sarcasm", "Sarcasm", {"sarcasm": "sarcastic", "non-sarcastic": "not_sarcastic"}),
+)
 
 
 def load(root: Path, report: DataReport) -> Iterator[Example]:
     f = SourceFile(root, f"{SOURCE}/sample_data.csv", SOURCE, report)
     seen: set[str] = set()
-    for line, row in f.csv_rows(required=("Name", "Level1")):
+    for line, row in f.csv_rows(required=("Name",)):
         name = row["Name"].strip()
         if name in seen:
             f.problem(line, "duplicate id", name)
             continue
         seen.add(name)
-        image = f.image(f"{SOURCE}/LREC_COLING_meme/{name}", line)
+        image = f.image(f"{IMAGES}/{name}", line)
         if image is None:
             continue
-        base = dict(source=SOURCE, split=hash_split(f"{SOURCE}/{name}"), text=row.get("Text", "").strip() or None,
-                    image=image)
-        uid = f"{SOURCE}/{name}"
-        for task, column, mapping in (("offensive_meme", "Level1", LEVEL1), ("offense_type", "Level2", LEVEL2),
-                                      ("meme_sarcasm", "Sarcasm", SARCASM)):
+        split = hash_split(f"{SOURCE}/{name}")
+        common = dict(source=SOURCE, split=split, text=row.get("Text", "").strip() or None, image=image,
+                      meta={"name": name})
+        base = f"{SOURCE}/sample_data/{split}/{name}"
+        for task, column, labels in COLUMNS:
             value = row.get(column, "").strip().lower()
-            if value in mapping:
-                yield Example(id=f"{uid}/{task}", task=task, target=mapping[value], **base)
+            if value in labels:
+                yield Example(id=f"{base}/{task}", task=task, target=labels[value], **common)
+            elif value:
+                f.problem(line, "unknown label", f"{column} {value!r}")
             else:
-                f.problem(line, "unknown label" if value else "missing field", f"{column} {value!r}")
+                f.problem(line, "missing field", column)
         reality = row.get("Ground truth reality", "").strip()
         if reality:
-            yield Example(id=f"{uid}/explain_offensive_meme", task="explain_offensive_meme", target=reality, **base)
+            yield Example(id=f"{base}/explain_offensive_meme", task="explain_offensive_meme", target=reality,
+                          **common)
+        else:
+            f.problem(line, "missing field", "Ground truth reality")

@@ -1,8 +1,13 @@
 """Constraint@AAAI-2021 COVID-19 fake news (diptamath/covid_fake_news): real / fake posts.
 
-Upstream: ``data/Constraint_Train.csv`` (6,420) and ``data/Constraint_Val.csv`` (2,140), columns
-``id, tweet, label``. The official test file is not in this copy, so Train is our train and Val is
-cut in two by ``hash_split`` of its id (val 50% / test 50%): model selection never sees our test.
+Upstream: ``data/Constraint_Train.csv`` (6,420 rows) and ``data/Constraint_Val.csv`` (2,140),
+columns ``id, tweet, label`` (``real`` / ``fake``) -> task ``fake_news``. Ids restart at 1 in each
+file, so an id names its file: ``constraint/fake_news/<Constraint_Train|Constraint_Val>/<id>``.
+
+Split: the official test file is not in this copy. Train is our train; Val is cut in two by a
+stable hash of its id (``hash_split(..., val=0, test=0.5)``: the hashed "test" half becomes our
+val, the rest our test), so model selection never sees our test. A Val post whose text also
+appears in Train (one upstream) is reported and left out, so no text is in two splits.
 """
 
 from __future__ import annotations
@@ -19,15 +24,27 @@ LABELS = {"real": "real", "fake": "fake"}
 
 
 def load(root: Path, report: DataReport) -> Iterator[Example]:
-    for name, upstream in (("Constraint_Train.csv", "train"), ("Constraint_Val.csv", "val")):
-        f = SourceFile(root, f"{SOURCE}/data/{name}", SOURCE, report)
+    train_texts: set[str] = set()
+    for stem in ("Constraint_Train", "Constraint_Val"):
+        f = SourceFile(root, f"{SOURCE}/data/{stem}.csv", SOURCE, report)
         for line, row in f.csv_rows(required=("id", "tweet", "label")):
             label = LABELS.get(row["label"].strip().lower())
             if label is None:
-                f.problem(line, "unknown label", row["label"])
+                f.problem(line, "unknown label", f"label {row['label']!r}")
                 continue
-            split = upstream
-            if upstream == "val":
-                split = "val" if hash_split(f"{SOURCE}/{row['id']}", val=0.0, test=0.5) == "test" else "test"
-            yield Example(id=f"{SOURCE}/fake_news/{upstream}/{row['id'].strip()}", source=SOURCE, task="fake_news",
-                          split=split, target=label, text=row["tweet"].strip())
+            uid, text = row["id"].strip(), row["tweet"].strip()
+            if stem == "Constraint_Train":
+                split = "train"
+                train_texts.add(text)
+            elif text in train_texts:
+                f.problem(line, "duplicate post", "the same text is in Constraint_Train.csv")
+                continue
+            else:
+                split = "val" if val_half(uid) else "test"
+            yield Example(id=f"{SOURCE}/fake_news/{stem}/{uid}", source=SOURCE, task="fake_news",
+                          split=split, target=label, text=text)
+
+
+def val_half(uid: str) -> bool:
+    """Whether the Constraint_Val row ``uid`` goes to our val (else our test): a stable 50/50 hash."""
+    return hash_split(f"{SOURCE}/{uid}", val=0.0, test=0.5) == "test"

@@ -1,8 +1,12 @@
-"""Davidson et al. 2017 (t-davidson/hate-speech-and-offensive-language): 24,783 tweets.
+"""Davidson et al. 2017 (t-davidson/hate-speech-and-offensive-language): 24,783 labelled tweets.
 
-Upstream: ``data/labeled_data.csv`` with an unnamed index column, annotator counts and ``class``
-(0 hate speech, 1 offensive language, 2 neither) -> task ``hate_offensive``. No upstream split:
-``hash_split`` of the row index (80/10/10).
+Upstream: ``data/labeled_data.csv`` with an unnamed index column (the row id), the annotator
+counts ``count, hate_speech, offensive_language, neither`` and the majority ``class`` (0 hate
+speech, 1 offensive language, 2 neither) -> task ``hate_offensive``; text = ``tweet``.
+Ids: ``davidson/hate_offensive/labeled_data/<row id>``.
+
+Split: upstream has none, so ``hash_split`` of the row id (80/10/10). The file holds no repeated
+tweet, so keying by id never puts one text in two splits.
 """
 
 from __future__ import annotations
@@ -25,6 +29,6 @@ def load(root: Path, report: DataReport) -> Iterator[Example]:
         if label is None:
             f.problem(line, "unknown label", f"class {row['class']!r}")
             continue
-        key = f"{SOURCE}/{row[''].strip()}"
-        yield Example(id=f"{SOURCE}/hate_offensive/{row[''].strip()}", source=SOURCE, task="hate_offensive",
-                      split=hash_split(key), target=label, text=row["tweet"].strip())
+        uid = row[""].strip()
+        yield Example(id=f"{SOURCE}/hate_offensive/labeled_data/{uid}", source=SOURCE, task="hate_offensive",
+                      split=hash_split(f"{SOURCE}/{uid}"), target=label, text=row["tweet"].strip())

@@ -1,4 +1,4 @@
-"""``somelvlm.analyze``: posts in, a label and probability per task out, grouped by cognitive level.
+"""``somelvlm.analyze`` (this module: ``somelvlm.analysis``): posts in, a label and probability per task out, grouped by cognitive level.
 
 >>> from somelvlm import analyze                                        # doctest: +SKIP
 >>> analyze(["what a lovely day #sun"], tasks=["emotion", "irony"])     # doctest: +SKIP
