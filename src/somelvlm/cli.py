@@ -123,9 +123,12 @@ def analyze_cmd(
     level: Annotated[list[str] | None, typer.Option("--level", help="Cognitive level ids (repeatable or comma-separated).")] = None,
     model: Annotated[str | None, typer.Option(help="Shipped model name or folder [some-mini].")] = None,
     text_col: Annotated[str, typer.Option(help="Column with the post text.")] = "text",
-    image_col: Annotated[str, typer.Option(help="Column with an image path (relative to the input's folder).")] = "image",
+    image_col: Annotated[str, typer.Option(help="Column with an image: a path (relative to the input's folder) or, in Parquet, the bytes.")] = "image",
     id_col: Annotated[str, typer.Option(help="Column with the post id (row number when absent).")] = "id",
     batch_size: Annotated[int, typer.Option(help="Posts per model call.")] = 64,
+    image_root: Annotated[Path | None, typer.Option(help="Folder relative image paths resolve against [the input's folder].")] = None,
+    retry_errors: Annotated[bool, typer.Option("--retry-errors", help="Run again the rows whose earlier result was an error record.")] = False,
+    fmt: Annotated[str | None, typer.Option("--format", help="Input format when the extension does not say: jsonl, csv, tsv, parquet.")] = None,
     no_ocr: Annotated[bool, typer.Option("--no-ocr", help="Do not read text off images without a caption.")] = False,
     show: Annotated[bool | None, typer.Option("--show/--no-show", help="Print a table grouped by level (default: when no --out).")] = None,
 ) -> None:
@@ -139,8 +142,15 @@ def analyze_cmd(
         raise FileNotFoundError(f"input {input} not found")
     analyzer = Analyzer(model, _split_commas(tasks), _split_commas(level), ocr=not no_ocr)
     target = out or Path(tempfile.mkdtemp(prefix="somelvlm-")) / "analysis.jsonl"
-    summary = run(input, target, analyzer, RunConfig(batch_size=batch_size), text_col=text_col,
-                  image_col=image_col, id_col=id_col)
+    from somelvlm.batch.runner import ModelFailing
+
+    try:
+        summary = run(input, target, analyzer, RunConfig(batch_size=batch_size, image_root=image_root,
+                                                         retry_errors=retry_errors),
+                      text_col=text_col, image_col=image_col, id_col=id_col, fmt=fmt)
+    except ModelFailing as err:
+        err_console.print(f"[red]error:[/] {err}")
+        sys.exit(1)
     err_console.print(f"{summary.written} posts written, {summary.skipped_existing} already there, "
                       f"{summary.errors} errors -> {summary.out} ({summary.seconds:.1f} s)")
     if show or (show is None and out is None):

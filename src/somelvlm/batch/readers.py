@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ PARQUET_BATCH_ROWS = 256
 """Rows per Parquet record batch: small, since image bytes may sit in the rows."""
 JSONL_HEADER_LINES = 1000
 """How far into a JSONL file to look for the first object, whose keys stand in for a header."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,8 @@ def read_rows(path: Path, *, text_col: str = "text", image_col: str = "image", i
                "parquet": _parquet_columns}[kind](path, kind)
     if columns is not None and text_col not in columns and image_col not in columns:
         raise ValueError(f"{path} has neither a {text_col!r} nor an {image_col!r} column; its columns are "
-                         f"{', '.join(map(repr, columns[:30])) or 'none'}: pass --text-col and/or --image-col")
+                         f"{', '.join(map(repr, columns[:30])) or 'none'}: "
+                         "pass --text-col and/or --image-col")
     reader = {"jsonl": _jsonl, "csv": _csv, "tsv": _csv, "parquet": _parquet}[kind]
     return _unique(reader(path, kind, text_col, image_col, id_col))
 
@@ -96,7 +100,7 @@ def _unique(items: Iterator[Row | RowError]) -> Iterator[Row | RowError]:
 
 
 def _row_id(value: object, line: int) -> str | RowError:
-    if value is None or (isinstance(value, float) and value != value):  # None / NaN
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return f"row-{line}"
     if isinstance(value, bytes):
         try:
@@ -110,7 +114,8 @@ def _row_id(value: object, line: int) -> str | RowError:
 
 
 def _has_surrogates(text: str) -> bool:
-    return any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+    """Lone surrogates: bytes that were not UTF-8 (``surrogateescape``) or ``\\ud800``-style escapes."""
+    return _SURROGATE.search(text) is not None
 
 
 def _make_row(get, line: int, text_col: str, image_col: str, id_col: str) -> Row | RowError:
@@ -136,7 +141,8 @@ def _parse_json_line(raw: bytes, n: int) -> dict | RowError:
     except json.JSONDecodeError as err:
         return RowError(f"row-{n}", n, "malformed JSON", f"line {n}: {err}")
     if not isinstance(obj, dict):
-        return RowError(f"row-{n}", n, "malformed row", f"line {n} is a JSON {type(obj).__name__}, not an object")
+        kind = type(obj).__name__
+        return RowError(f"row-{n}", n, "malformed row", f"line {n} is a JSON {kind}, not an object")
     return obj
 
 
@@ -202,7 +208,7 @@ def _csv(path: Path, kind: str, text_col: str, image_col: str, id_col: str) -> I
                 yield RowError(f"row-{line}", line, "malformed row",
                                f"line {line} has {len(fields)} fields, the header has {len(header)}")
                 continue
-            row = {k: (v if v != "" else None) for k, v in zip(header, fields)}
+            row = {k: (v if v != "" else None) for k, v in zip(header, fields, strict=True)}
             yield _make_row(row.get, line, text_col, image_col, id_col)
 
 
@@ -225,4 +231,5 @@ def _parquet(path: Path, kind: str, text_col: str, image_col: str, id_col: str) 
             data = batch.to_pydict()
             for i in range(batch.num_rows):
                 n += 1
-                yield _make_row(lambda c: data[c][i] if c in data else None, n, text_col, image_col, id_col)
+                row = {c: values[i] for c, values in data.items()}
+                yield _make_row(row.get, n, text_col, image_col, id_col)

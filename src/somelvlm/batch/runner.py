@@ -1,98 +1,236 @@
 """Run a model over a file of posts: streamed in batches, resumable, exactly once per id.
 
-Output is JSONL or Parquet (by OUT's extension). Each input row gives one record:
-``{"id": ..., **predict(post)}`` or an error record ``{"id", "line", "error": {"reason",
-"message"}}``. Error records are written like any other, so a rerun does not retry them: fix the
-row and give it a new id (or delete its line) to try again.
+``run(INPUT, OUT, predict)`` reads rows (``readers``), turns each into a ``Post`` (``clean_text``,
+``load_image``), calls ``predict`` on batches and appends one record per row to OUT (``output``):
 
-Exactly once: JSONL output is appended batch by batch, flushed and fsynced; a rerun first cuts a
-half-written last line (a kill mid-write), then skips every id already there. Parquet output is
-journalled the same way to ``OUT.partial.jsonl`` and written atomically (temp file + rename) when
-the input is exhausted; a rerun after a kill resumes from the journal.
+- a prediction: ``{"id": ..., **predict(...)[i]}`` (the id is always the row's own);
+- an error record: ``{"id": ..., "line": N, "error": {"reason": ..., "message": ...}}`` for a row
+  that cannot be read, a post ``PostError`` rejects (in loading or in ``predict``), a post the
+  model raises on (``model error``: the batch is first retried post by post, so a bad post only
+  errors itself) or an output that is not a JSON-able dict (``bad output``).
+
+Resuming: a rerun with the same OUT skips every id already there, so each id is written once.
+Error records count as written, so a rerun does *not* retry them (a bad row would otherwise be
+retried forever); ``RunConfig(retry_errors=True)`` drops them from OUT and runs those rows again.
+When the model fails on ``stop_after_model_errors`` posts in a row it is broken, not the posts:
+the run stops with ``ModelFailing`` before writing that batch, and a rerun resumes.
+
+JSONL output keeps input order within a run. Parquet output is journalled to
+``OUT.partial.jsonl`` and written atomically at the end (see ``output``).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import sys
+import math
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from somelvlm.batch.readers import Row, RowError, read_rows
+from somelvlm.batch import output
+from somelvlm.batch.readers import Row, RowError, detect_format, read_rows
 from somelvlm.posts import DEFAULT_LIMITS, Limits, Post, PostError, clean_text, load_image
 
 Predict = Callable[[list[Post]], list[dict]]
+OUT_FORMATS = {".jsonl": "jsonl", ".parquet": "parquet"}
+
+
+class ModelFailing(RuntimeError):
+    """The model failed on many posts in a row; what was written is kept, a rerun resumes."""
 
 
 @dataclass
 class RunConfig:
-    """How a batch run reads, groups and limits posts."""
+    """How a batch run groups, limits and retries posts."""
 
     batch_size: int = 64
-    """Posts per model call."""
-    limits: Limits = field(default_factory=lambda: DEFAULT_LIMITS)
+    """Posts per ``predict`` call (also per write + fsync of OUT)."""
+    limits: Limits = DEFAULT_LIMITS
+    """Largest text / image a post may have; larger ones become error records."""
     image_root: Path | None = None
     """Relative image paths resolve against this folder (default: the input file's folder)."""
+    retry_errors: bool = False
+    """Drop the error records already in OUT and run those rows again (default: keep and skip them)."""
+    stop_after_model_errors: int = 32
+    """Stop (resumably) after this many consecutive posts the model raised on; 0 never stops."""
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.stop_after_model_errors < 0:
+            raise ValueError(f"stop_after_model_errors must be >= 0, got {self.stop_after_model_errors}")
 
 
 @dataclass
 class RunSummary:
+    """What one ``run`` call did."""
+
     written: int
+    """Records written by this call, error records included."""
     skipped_existing: int
+    """Input rows skipped because OUT already held their id."""
     errors: int
+    """Error records among ``written``."""
     seconds: float
     out: Path
 
 
-def run(input: Path, out: Path, predict: Predict, config: RunConfig | None = None, *, text_col: str = "text",
-        image_col: str = "image", id_col: str = "id", fmt: str | None = None, progress: bool = True) -> RunSummary:
-    """Apply ``predict`` to every post of ``input`` not yet in ``out``; see the module docstring."""
+def run(input: Path, out: Path, predict: Predict, config: RunConfig | None = None, *,
+        text_col: str = "text", image_col: str = "image", id_col: str = "id", fmt: str | None = None,
+        progress: bool = True) -> RunSummary:
+    """Apply ``predict`` to every row of ``input`` whose id is not yet in ``out``; see the module doc.
+
+    ``fmt`` names the input format (``jsonl``, ``csv``, ``tsv``, ``parquet``) when the extension
+    does not. Raises ``ValueError`` before writing anything when the columns or OUT's extension are
+    wrong.
+    """
+    start = time.perf_counter()
     config = config or RunConfig()
     input, out = Path(input), Path(out)
+    kind = OUT_FORMATS.get(out.suffix.lower())
+    if kind is None:
+        raise ValueError(f"--out {out}: name the output .jsonl or .parquet")
+    if input.resolve() == out.resolve():
+        raise ValueError(f"--out {out} is the input file: choose another output path")
     image_root = Path(config.image_root) if config.image_root else input.resolve().parent
-    parquet = out.suffix.lower() in (".parquet", ".pq")
-    journal = out.with_name(out.name + ".partial.jsonl") if parquet else out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    done = _existing_ids(journal) | (_parquet_ids(out) if parquet else set())
-    start = time.perf_counter()
+    rows = read_rows(input, text_col=text_col, image_col=image_col, id_col=id_col, fmt=fmt)  # checks columns
+    journal = out if kind == "jsonl" else out.with_name(out.name + ".partial.jsonl")
+    sink, done = output.open_journal(journal, retry_errors=config.retry_errors)
     summary = RunSummary(0, 0, 0, 0.0, out)
-    bar = _progress(progress)
-    with journal.open("a", encoding="utf-8") as sink:
-        for batch in _batches(read_rows(input, text_col=text_col, image_col=image_col, id_col=id_col, fmt=fmt),
-                              config.batch_size, done, summary):
-            records = _process(batch, predict, config.limits, image_root)
-            for record in records:
-                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
-                summary.errors += "error" in record
-            sink.flush()
-            os.fsync(sink.fileno())
-            summary.written += len(records)
-            if bar is not None:
-                bar.update(len(records))
-    if bar is not None:
-        bar.close()
-    if parquet:
-        _finish_parquet(journal, out)
+    finished = False
+    try:
+        if kind == "parquet":
+            done |= output.parquet_ids(out, retry_errors=config.retry_errors)
+        had_journal = kind == "parquet" and journal.stat().st_size > 0
+        with _progress(progress, _row_estimate(input, fmt)) as advance:
+            streak = 0
+            for batch in _batches(rows, config.batch_size, done, summary, advance):
+                records = process(batch, predict, config.limits, image_root)
+                streak = _check_model(records, streak, config.stop_after_model_errors, summary)
+                encoded = [_encode(r, row) for r, row in zip(records, batch, strict=True)]
+                output.append(sink, [line for line, _ in encoded])
+                summary.written += len(encoded)
+                summary.errors += sum(failed for _, failed in encoded)
+                advance(len(encoded))
+        if kind == "parquet" and (had_journal or summary.written or not out.is_file()):
+            output.finish_parquet(journal, out)
+        finished = True
+    finally:
+        output.close_journal(sink, journal, remove=finished and kind == "parquet")
     summary.seconds = time.perf_counter() - start
     return summary
 
 
-def _progress(enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm
+def process(batch: list[Row | RowError], predict: Predict, limits: Limits, image_root: Path) -> list[dict]:
+    """One record per item of ``batch``, in order; bad rows and failing posts become error records."""
+    records: list[dict | None] = [None] * len(batch)
+    todo: list[tuple[int, Post]] = []
+    for i, row in enumerate(batch):
+        if isinstance(row, RowError):
+            records[i] = error_record(row.id, row.line, row.reason, row.message)
+            continue
+        try:
+            todo.append((i, to_post(row, limits, image_root)))
+        except PostError as err:
+            records[i] = _post_error(row, err)
+    if todo:
+        try:
+            outputs = _checked(predict([post for _, post in todo]), len(todo))
+        except Exception:  # noqa: BLE001 - one bad post must not sink the batch: retry one by one
+            outputs = [_predict_one(predict, post) for _, post in todo]
+        for (i, post), result in zip(todo, outputs, strict=True):
+            if isinstance(result, PostError):
+                records[i] = _post_error(batch[i], result)
+            else:
+                records[i] = {"id": post.id, **{k: v for k, v in result.items() if k != "id"}}
+    return records  # type: ignore[return-value]
 
-    return tqdm(unit=" posts", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+
+def to_post(row: Row, limits: Limits = DEFAULT_LIMITS, image_root: Path | None = None) -> Post:
+    """The ``Post`` for a row: text via ``clean_text``, image (a path, bytes, or a ``{"bytes",
+    "path"}`` struct as Hugging Face datasets store them) via ``load_image``."""
+    text = row.text
+    if isinstance(text, float) and math.isnan(text):  # pandas' missing value
+        text = None
+    elif isinstance(text, (int, float)) and not isinstance(text, bool):
+        text = str(text)
+    image = row.image
+    if isinstance(image, dict):  # {"bytes": ..., "path": ...}
+        image = image.get("bytes") or image.get("path")
+    if isinstance(image, float) and math.isnan(image):
+        image = None
+    if isinstance(image, str):
+        image = image.strip() or None
+        if image and image.lower().startswith(("http://", "https://")):
+            raise PostError("remote image", f"{image[:100]} is a URL; download the images, give local paths")
+        if image and not Path(image).is_absolute():
+            image = (image_root or Path.cwd()) / image
+    elif image is not None and not isinstance(image, (bytes, bytearray, memoryview)):
+        raise PostError("wrong type", f"image must be a path or bytes, got {type(image).__name__}")
+    if isinstance(image, (bytearray, memoryview)):
+        image = bytes(image)
+    text = clean_text(text, limits)  # type: ignore[arg-type]
+    return Post(id=row.id, text=text, image=load_image(image, limits) if image is not None else None)
 
 
-def _batches(rows: Iterator[Row | RowError], size: int, done: set[str], summary: RunSummary) -> Iterator[list]:
-    batch: list = []
+def error_record(row_id: str, line: int, reason: str, message: str) -> dict:
+    """The record written for a row that gave no prediction."""
+    return {"id": row_id, "line": line, "error": {"reason": reason, "message": message}}
+
+
+def _post_error(row: Row | RowError, err: PostError) -> dict:
+    return error_record(row.id, row.line, err.reason, str(err).removeprefix(f"{err.reason}: "))
+
+
+def _checked(outputs: object, n: int) -> list[dict]:
+    if not isinstance(outputs, list) or len(outputs) != n or not all(isinstance(o, dict) for o in outputs):
+        got = f"{len(outputs)} items" if isinstance(outputs, list) else type(outputs).__name__
+        raise TypeError(f"predict must return a list of {n} dicts, got {got}")
+    return outputs
+
+
+def _predict_one(predict: Predict, post: Post) -> dict | PostError:
+    try:
+        return _checked(predict([post]), 1)[0]
+    except PostError as err:
+        return err
+    except Exception as err:  # noqa: BLE001 - recorded for the user, the run goes on
+        failure = PostError("model error", f"{type(err).__name__}: {err}")
+        failure.__cause__ = err
+        return failure
+
+
+def _check_model(records: list[dict], streak: int, limit: int, summary: RunSummary) -> int:
+    """The running count of consecutive ``model error`` posts; raise ``ModelFailing`` at ``limit``."""
+    for record in records:
+        reason = record["error"]["reason"] if output.is_error(record) else None
+        if reason == "model error":
+            streak += 1
+            if limit and streak >= limit:
+                raise ModelFailing(f"the model failed on {streak} posts in a row (last: "
+                                   f"{record['error']['message']}); stopped with {summary.written} records "
+                                   "written this run. Fix the model and rerun the same command to resume.")
+        elif reason is None:
+            streak = 0
+    return streak
+
+
+def _encode(record: dict, row: Row | RowError) -> tuple[bytes, bool]:
+    """``(JSONL line, whether it is an error record)``; an output JSON cannot hold is an error."""
+    try:
+        return output.to_line(record), output.is_error(record)
+    except (TypeError, ValueError) as err:
+        message = f"the prediction is not JSON: {err}"
+        return output.to_line(error_record(row.id, row.line, "bad output", message)), True
+
+
+def _batches(rows: Iterable[Row | RowError], size: int, done: set[str], summary: RunSummary,
+             advance: Callable[[int], None]) -> Iterator[list[Row | RowError]]:
+    batch: list[Row | RowError] = []
     for row in rows:
         if row.id in done:
             summary.skipped_existing += 1
+            advance(1)
             continue
         batch.append(row)
         if len(batch) >= size:
@@ -102,108 +240,40 @@ def _batches(rows: Iterator[Row | RowError], size: int, done: set[str], summary:
         yield batch
 
 
-def _to_post(row: Row, limits: Limits, image_root: Path) -> Post:
-    text = clean_text(row.text if isinstance(row.text, (str, bytes)) or row.text is None else str(row.text), limits)
-    image = None
-    if row.image is not None and row.image != "":
-        if isinstance(row.image, (bytes, bytearray)):
-            image = load_image(bytes(row.image), limits)
-        elif isinstance(row.image, str):
-            path = Path(row.image)
-            image = load_image(path if path.is_absolute() else image_root / path, limits)
-        else:
-            raise PostError("wrong type", f"image must be a path or bytes, got {type(row.image).__name__}")
-    return Post(id=row.id, text=text, image=image)
+def _row_estimate(path: Path, fmt: str | None) -> int | None:
+    """Rows in the input for the progress bar: exact for Parquet, lines (approximate) otherwise."""
+    try:
+        kind = detect_format(path, fmt)
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(path).metadata.num_rows
+        with path.open("rb") as f:
+            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+        return max(lines - (kind != "jsonl"), 0)
+    except (OSError, ValueError):
+        return None
 
 
-def _error(row_id: str, line: int, reason: str, message: str) -> dict:
-    return {"id": row_id, "line": line, "error": {"reason": reason, "message": message}}
+class _progress:
+    """A rich progress bar on stderr (``advance(n)``); a no-op when disabled."""
 
+    def __init__(self, enabled: bool, total: int | None) -> None:
+        self.bar = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-def _process(batch: list, predict: Predict, limits: Limits, image_root: Path) -> list[dict]:
-    """Records for one batch, in input order; bad rows and failing posts become error records."""
-    records: list[dict | None] = [None] * len(batch)
-    posts: list[tuple[int, Post]] = []
-    for i, row in enumerate(batch):
-        if isinstance(row, RowError):
-            records[i] = _error(row.id, row.line, row.reason, row.message)
-            continue
-        try:
-            posts.append((i, _to_post(row, limits, image_root)))
-        except PostError as err:
-            records[i] = _error(row.id, row.line, err.reason, str(err))
-    if posts:
-        try:
-            outputs = predict([p for _, p in posts])
-            pairs = list(zip(posts, outputs, strict=True))
-        except Exception:  # one bad post must not sink the batch: retry them one by one
-            pairs = []
-            for item in posts:
-                try:
-                    pairs.append((item, predict([item[1]])[0]))
-                except PostError as err:
-                    pairs.append((item, err))
-                except Exception as err:  # noqa: BLE001 - recorded for the user, the run goes on
-                    pairs.append((item, PostError("model error", f"{type(err).__name__}: {err}")))
-        for (i, post), output in pairs:
-            if isinstance(output, PostError):
-                records[i] = _error(post.id, batch[i].line, output.reason, str(output))
-            else:
-                records[i] = {"id": post.id, **output}
-    return [r for r in records if r is not None]
+            self.bar = Progress(TextColumn("posts"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                console=Console(stderr=True), transient=False)
+            self.task = self.bar.add_task("posts", total=total)
 
+    def __enter__(self) -> Callable[[int], None]:
+        if self.bar is None:
+            return lambda n: None
+        self.bar.start()
+        return lambda n: self.bar.advance(self.task, n)
 
-def _existing_ids(path: Path) -> set[str]:
-    """Ids already in a JSONL output; a half-written last line (a kill mid-write) is cut first."""
-    if not path.is_file():
-        return set()
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    if end < len(data):
-        with path.open("r+b") as f:
-            f.truncate(end)
-    ids = set()
-    for line in data[:end].splitlines():
-        if line.strip():
-            ids.add(json.loads(line)["id"])
-    return ids
-
-
-def _parquet_ids(path: Path) -> set[str]:
-    if not path.is_file():
-        return set()
-    import pyarrow.parquet as pq
-
-    return set(pq.read_table(path, columns=["id"]).column("id").to_pylist())
-
-
-def flatten(record: dict, prefix: str = "") -> dict:
-    """Nested predictions to dotted columns (``emotion.label``); ``probs`` maps become JSON text."""
-    flat: dict = {}
-    for key, value in record.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and key != "probs":
-            flat.update(flatten(value, name + "."))
-        elif isinstance(value, (dict, list)):
-            flat[name] = json.dumps(value, ensure_ascii=False)
-        else:
-            flat[name] = value
-    return flat
-
-
-def _finish_parquet(journal: Path, out: Path) -> None:
-    """Existing OUT rows + the journal -> OUT, atomically; then the journal goes."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    rows = pq.read_table(out).to_pylist() if out.is_file() else []
-    if journal.is_file():
-        with journal.open(encoding="utf-8") as f:
-            rows += [flatten(json.loads(line)) for line in f if line.strip()]
-    columns = sorted({k for r in rows for k in r} - {"id"})
-    table = pa.Table.from_pylist([{c: r.get(c) for c in ["id", *columns]} for r in rows]) if rows else \
-        pa.table({"id": pa.array([], pa.string())})
-    tmp = out.with_name(out.name + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, out)
-    journal.unlink(missing_ok=True)
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()

@@ -1,0 +1,309 @@
+"""Where a batch run's records go, so that a kill at any moment loses nothing and repeats nothing.
+
+A *journal* is an append-only JSONL file, one record per line. Each batch is written with one
+``write`` and then flushed and ``fsync``-ed, so after a kill every complete line is a record and
+at most the last line is torn; opening the journal again cuts that torn tail and returns the ids
+already there. One run at a time may hold a journal (an ``flock``, released by the OS on a kill).
+
+JSONL output *is* the journal. Parquet output is written from ``OUT.partial.jsonl`` when the run
+ends: the existing ``OUT`` rows (minus ids the journal holds again) and then the journal's, into a
+temp file in the same folder, renamed over ``OUT`` with ``os.replace``; only then is the journal
+removed. Nested dicts become dotted columns (``emotion.probs.joy``); lists and columns of mixed
+kinds are stored as JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+PARQUET_CHUNK = 10_000
+"""Records per Parquet write (bounds memory when finishing a large run)."""
+
+
+def is_error(record: dict) -> bool:
+    """Whether ``record`` is an error record (``{"id", "line", "error": {"reason", "message"}}``)."""
+    return isinstance(record.get("error"), dict)
+
+
+def to_line(record: dict) -> bytes:
+    """One JSONL line. NumPy scalars / arrays are converted; other non-JSON values raise TypeError."""
+    text = json.dumps(record, ensure_ascii=False, default=_json_default)
+    return (text + "\n").encode("utf-8", errors="backslashreplace")  # lone surrogates -> \\udcxx escapes
+
+
+def _json_default(value: object) -> object:
+    if hasattr(value, "tolist") and callable(value.tolist):  # numpy scalars and arrays
+        return value.tolist()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+# --- the journal -------------------------------------------------------------------------------
+
+def open_journal(path: Path, *, retry_errors: bool = False) -> tuple[BinaryIO, set[str]]:
+    """``(handle to append to, ids already written)``; a torn last line is cut off first.
+
+    With ``retry_errors`` the error records are dropped (the file is rewritten atomically), so
+    their ids are not in the returned set and run again.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    f = path.open("ab")
+    try:
+        _lock(f, path)
+        if new:
+            _fsync_dir(path.parent)
+        ids, error_ids, end = _scan(path)
+        if end < os.fstat(f.fileno()).st_size:
+            os.ftruncate(f.fileno(), end)
+            os.fsync(f.fileno())
+        if retry_errors and error_ids:
+            f = _drop_errors(path, f)
+            ids -= error_ids
+    except BaseException:
+        f.close()
+        raise
+    return f, ids
+
+
+def append(f: BinaryIO, lines: list[bytes]) -> None:
+    """Write encoded records in one go, then flush and fsync: after this they survive a kill."""
+    f.write(b"".join(lines))
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def close_journal(f: BinaryIO, path: Path, *, remove: bool = False) -> None:
+    """Close (and optionally delete, still holding the lock where the OS allows) a journal."""
+    if remove and os.name != "nt":
+        path.unlink(missing_ok=True)
+    f.close()
+    if remove and os.name == "nt":
+        path.unlink(missing_ok=True)
+
+
+def read_journal(path: Path) -> Iterator[dict]:
+    """The records of a journal (complete lines only; call after ``open_journal`` has cut it)."""
+    if not path.is_file():
+        return
+    with path.open("rb") as f:
+        for raw in f:
+            if raw.strip():
+                yield json.loads(raw)
+
+
+def _scan(path: Path) -> tuple[set[str], set[str], int]:
+    """``(ids, ids of error records, byte offset after the last complete line)``, streamed."""
+    ids: set[str] = set()
+    error_ids: set[str] = set()
+    end = 0
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, start=1):
+            if not raw.endswith(b"\n"):
+                break  # torn by a kill mid-write: cut
+            end += len(raw)
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+                rid = record["id"]
+            except (ValueError, KeyError, TypeError) as err:
+                raise ValueError(f"{path} line {n} is not a record of a somelvlm run ({type(err).__name__}: "
+                                 f"{err}); move the file away or choose another --out") from None
+            ids.add(rid)
+            if is_error(record):
+                error_ids.add(rid)
+    return ids, error_ids, end
+
+
+def _drop_errors(path: Path, f: BinaryIO) -> BinaryIO:
+    """Rewrite ``path`` without its error records (temp file + rename); returns the new handle."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    new = tmp.open("wb")
+    try:
+        _lock(new, tmp)
+        with path.open("rb") as src:
+            for raw in src:
+                if raw.strip() and not is_error(json.loads(raw)):
+                    new.write(raw)
+        new.flush()
+        os.fsync(new.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        new.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    f.close()
+    return new
+
+
+def _lock(f: BinaryIO, path: Path) -> None:
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory lock; one run per OUT is then up to the user
+        return
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raise RuntimeError(f"{path} is being written by another run right now: wait for it to finish, "
+                           "or choose another --out") from None
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name == "nt":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# --- Parquet -----------------------------------------------------------------------------------
+
+def parquet_ids(path: Path, *, retry_errors: bool = False) -> set[str]:
+    """Ids in an existing Parquet output (read column by column, in batches); errors left out
+    with ``retry_errors``."""
+    if not path.is_file():
+        return set()
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as pf:
+        names = pf.schema_arrow.names
+        if "id" not in names:
+            raise ValueError(f"{path} has no 'id' column, so it is not a somelvlm output: move it away "
+                             "or choose another --out")
+        skip_errors = retry_errors and "error.reason" in names
+        ids: set[str] = set()
+        columns = ["id", "error.reason"] if skip_errors else ["id"]
+        for batch in pf.iter_batches(batch_size=65_536, columns=columns):
+            data = batch.to_pydict()
+            if skip_errors:
+                ids.update(i for i, e in zip(data["id"], data["error.reason"], strict=True) if e is None)
+            else:
+                ids.update(data["id"])
+    return ids
+
+
+def flatten(record: dict, prefix: str = "") -> dict:
+    """Nested dicts to dotted keys: ``{"emotion": {"label": "joy"}}`` -> ``{"emotion.label": "joy"}``."""
+    flat: dict = {}
+    for key, value in record.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int" if -2**63 <= value < 2**63 else "json"
+    if isinstance(value, float):
+        return "float"
+    return "str" if isinstance(value, str) else "json"
+
+
+def _arrow_type(kinds: set[str]):
+    import pyarrow as pa
+
+    kinds = kinds - {"null"}
+    if not kinds:
+        return pa.null()
+    if kinds <= {"int", "float"}:
+        return pa.int64() if kinds == {"int"} else pa.float64()
+    return {frozenset({"bool"}): pa.bool_()}.get(frozenset(kinds), pa.string())
+
+
+def _merge_type(old, new):
+    import pyarrow as pa
+
+    if old == new or pa.types.is_null(new):
+        return old
+    if pa.types.is_null(old):
+        return new
+    if {str(old), str(new)} == {"int64", "double"}:
+        return pa.float64()
+    return pa.string()
+
+
+def _conform(table, schema):
+    """``table`` with exactly ``schema``'s columns: missing ones null, others cast."""
+    import pyarrow as pa
+
+    columns = [table[f.name].cast(f.type) if f.name in table.column_names else pa.nulls(len(table), f.type)
+               for f in schema]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def finish_parquet(journal: Path, out: Path) -> None:
+    """Write ``out`` from its existing rows plus the journal's records, atomically; remove nothing.
+
+    Rows of the old ``out`` whose id is in the journal are dropped (the journal is newer), so
+    finishing twice, or after a kill between the rename and the journal's removal, gives the
+    same file.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    kinds: dict[str, set[str]] = {"id": {"str"}}
+    journal_ids: list[str] = []
+    for record in read_journal(journal):
+        journal_ids.append(record["id"])
+        for key, value in flatten(record).items():
+            kinds.setdefault(key, set()).add(_kind(value))
+    new_types = {k: _arrow_type(v) for k, v in kinds.items()}
+    old = pq.ParquetFile(out) if out.is_file() else None
+    fields = {}
+    if old is not None:
+        fields = {f.name: _merge_type(f.type, new_types.get(f.name, pa.null())) for f in old.schema_arrow}
+    for name, kind in new_types.items():
+        fields.setdefault(name, kind)
+    schema = pa.schema(list(fields.items()))
+    as_json = {name for name, typ in fields.items()  # string columns holding other kinds: JSON text
+               if pa.types.is_string(typ) and kinds.get(name, {"str"}) - {"str", "null"}}
+
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        with pq.ParquetWriter(tmp, schema) as writer:
+            if old is not None:
+                redone = pa.array(journal_ids, pa.string())
+                for batch in old.iter_batches(batch_size=PARQUET_CHUNK):
+                    table = pa.Table.from_batches([batch])
+                    table = table.filter(pc.invert(pc.is_in(table["id"].cast(pa.string()), value_set=redone)))
+                    writer.write_table(_conform(table, schema))
+                old.close()
+            chunk: list[dict] = []
+            for record in read_journal(journal):
+                chunk.append(_row(flatten(record), as_json))
+                if len(chunk) >= PARQUET_CHUNK:
+                    writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
+                    chunk = []
+            if chunk or old is None:
+                writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
+        with tmp.open("rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+        _fsync_dir(out.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _row(flat: dict, as_json: set[str]) -> dict:
+    return {k: (json.dumps(v, ensure_ascii=False, default=_json_default)
+                if k in as_json and v is not None and not isinstance(v, str) else v)
+            for k, v in flat.items()}
