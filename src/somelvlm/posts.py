@@ -9,6 +9,7 @@ can record it for that row and go on.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,9 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from PIL.Image import Image
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 class PostError(ValueError):
@@ -66,7 +70,7 @@ def clean_text(value: str | bytes | None, limits: Limits = DEFAULT_LIMITS) -> st
                             "is not valid UTF-8") from None
     if not isinstance(value, str):
         raise PostError("wrong type", f"text must be a string, got {type(value).__name__}")
-    if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+    if _SURROGATES.search(value):
         raise PostError("invalid UTF-8", "text holds lone surrogates (undecodable bytes)")
     value = value.replace("\x00", "").strip()
     if len(value) > limits.max_text_chars:
