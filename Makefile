@@ -10,7 +10,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
-	$(PIP) -e '.[model]'
+	$(PIP) -e '.[model,features]'
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
