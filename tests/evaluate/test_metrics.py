@@ -42,3 +42,9 @@ def test_unknown_metric_and_length_mismatch():
         score("macro_f2", ["a"], ["a"])
     with pytest.raises(ValueError, match="2 gold"):
         score("accuracy", ["a", "b"], ["a"])
+
+
+def test_auroc_positive_class_is_the_last_label_given():
+    gold = ["not_hateful", "hateful", "not_hateful", "hateful"]
+    p_hateful = [0.1, 0.9, 0.2, 0.8]
+    assert score("auroc", gold, gold, labels=("not_hateful", "hateful"), scores=p_hateful) == 100.0

@@ -44,9 +44,11 @@ def evaluate_model(model, tasks: list[str], data_root: Path, split: str = "test"
         for m in get_task(name).metrics:
             if m.name == "judge":
                 continue
-            scores = list(probs[:, -1]) if get_metric(m.name).needs_scores else None
             key = m.name + (f"[{','.join(m.labels)}]" if m.labels else "")
-            row[key] = round(score(m.name, gold, pred, m.labels, scores), 2)
+            if get_metric(m.name).needs_scores:  # the score is P(last label): name it the positive class
+                row[key] = round(score(m.name, gold, pred, m.labels or spec.labels, list(probs[:, -1])), 2)
+            else:
+                row[key] = round(score(m.name, gold, pred, m.labels), 2)
         row["n"] = len(items)
         row["seconds"] = round(time.perf_counter() - start, 2)
         results[name] = row

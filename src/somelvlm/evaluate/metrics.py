@@ -96,7 +96,8 @@ def macro_recall(gold, pred, labels=(), scores=None) -> float:
 
 @register("auroc", needs_scores=True)
 def auroc(gold, pred, labels=(), scores=None) -> float:
-    """Area under the ROC curve of ``scores`` (the probability of the positive, second label)."""
+    """Area under the ROC curve of ``scores``, the probability of the positive class: the last of
+    ``labels`` (pass the task's labels in their order; without them, the last gold label sorted)."""
     from sklearn.metrics import roc_auc_score
 
     if scores is None:

@@ -270,9 +270,12 @@ def evaluate_split(net, tokenizer, specs, data, split: str, max_length: int, lim
                     continue
                 gold = [spec.labels[it.target] for it in items]
                 pred = [spec.labels[int(o.argmax())] for o in outs]
-                scores = [float(o.softmax(-1)[-1]) for o in outs] if get_metric(m.name).needs_scores else None
                 key = m.name + (f"[{','.join(m.labels)}]" if m.labels else "")
-                row[key] = score(m.name, gold, pred, m.labels, scores)
+                if get_metric(m.name).needs_scores:  # P(last label), so the last label is the positive class
+                    scores = [float(o.softmax(-1)[-1]) for o in outs]
+                    row[key] = score(m.name, gold, pred, m.labels or spec.labels, scores)
+                else:
+                    row[key] = score(m.name, gold, pred, m.labels)
             first = task.metrics[0]
             primary = row[first.name + (f"[{','.join(first.labels)}]" if first.labels else "")]
             if first.name == "rmse":  # report on a 0-100 higher-is-better scale for the mean
