@@ -30,6 +30,9 @@ def write_card(folder: Path, test: dict | None = None) -> Path:
         f"Trained by `somelvlm train heads --config configs/some-mini.yaml` on real data from `../shared/data`; "
         f"best epoch {trained.get('epoch', '?')} of {cfg.get('epochs', '?')} by mean validation primary metric; "
         f"training time {trained.get('seconds', 0) / 60:.0f} min on {cfg.get('threads') or 2} CPU threads.", "",
+        *([f"Training stopped after epoch {trained.get('epoch')} of the configured {cfg.get('epochs')} "
+           "(the shipped weights are that epoch's); a full run may score higher.", ""]
+          if cfg.get("epochs") and trained.get("epoch", 0) < cfg["epochs"] else []),
         "Intended use: research on social-media text (emotion, humour, irony, hate, stance, misinformation...). "
         "Labels come from the datasets below, with their biases; a meme head reads only the meme's text. "
         "Do not use it alone to take action against people.", "",
