@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from _machine import cpu_name  # benchmarks/_machine.py (the script's folder is on sys.path)
+
 OUT = Path(__file__).parent / "results"
 
 
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.child:
         print(json.dumps(child(args.child, args.threads[0], args)))
         return {}
-    results = {"cpu": _cpu(), "cores": os.cpu_count(), "load_average_at_start": os.getloadavg()[0],
+    results = {"cpu": cpu_name(), "cores": os.cpu_count(), "load_average_at_start": os.getloadavg()[0],
                "runs": {}}
     for name in args.only:
         for threads in args.threads:
@@ -121,15 +123,6 @@ def main(argv: list[str] | None = None) -> dict:
     print(markdown(results))
     return results
 
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def markdown(r: dict) -> str:

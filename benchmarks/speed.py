@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from _machine import cpu_name  # benchmarks/_machine.py (the script's folder is on sys.path)
+
 OUT = Path(__file__).parent / "results"
 
 
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.child:
         child(args.child, args.naive_posts if args.child == "naive" else args.posts, args.threads)
         return {}
-    results = {"threads": args.threads, "cpu": _cpu()}
+    results = {"threads": args.threads, "cpu": cpu_name()}
     for variant in ("int8", "fp32", "naive"):
         proc = subprocess.run([sys.executable, __file__, "--child", variant, "--posts", str(args.posts),
                                "--naive-posts", str(args.naive_posts), "--threads", str(args.threads)],
@@ -104,22 +106,13 @@ def main(argv: list[str] | None = None) -> dict:
     return results
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
 
 def markdown(r: dict) -> str:
     rows = [("SoMe-mini, int8 encoder (as analyze runs it)", r["int8"]), ("SoMe-mini, fp32 encoder", r["fp32"]),
             ("naive: one transformers pipeline per task, per post", r["naive"])]
     lines = ["# Speed: all classification and rating tasks at once", "",
-             f"Command: `python benchmarks/speed.py`. {r['threads']} threads on {r['cpu']}; real tweets (TweetEval "
-             "sentiment test); each variant in its own process.", "",
+             (f"Command: `python benchmarks/speed.py`. {r['threads']} threads on {r['cpu']}; real tweets "
+              "(TweetEval sentiment test); each variant in its own process."), "",
              "| variant | tasks | posts | posts/s | peak RSS (MB) |", "|---|---:|---:|---:|---:|"]
     for name, v in rows:
         lines.append(f"| {name} | {v['tasks']} | {v['posts']} | {v['posts_per_s']} | {v['peak_rss_mb']} |")

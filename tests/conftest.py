@@ -1,8 +1,10 @@
-"""Shared fixtures: the real data root (skipped with one line where it is absent)."""
+"""Shared fixtures: the real data root (skipped with one line where it is absent), and a tiny
+random BERT encoder saved to a folder (real MiniLM tokenizer files, tiny dims)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -27,3 +29,26 @@ def data_root() -> Path:
     if root is None:
         pytest.skip("real data not found: set SOMELVLM_DATA or put shared/data beside the checkout")
     return root
+
+
+def make_tiny_encoder(folder: Path, seed: int = 0) -> Path:
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from somelvlm.models.encoder import resolve_encoder
+
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    BertModel(config).save_pretrained(folder, safe_serialization=True)
+    source = Path(resolve_encoder("minilm"))
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        if (source / name).is_file():
+            shutil.copy(source / name, folder / name)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory) -> Path:
+    pytest.importorskip("peft")
+    return make_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"))

@@ -36,20 +36,6 @@ GENERATION = {"explain_offensive_meme", "hashtags"}
 TESTSET = "somelvlm_testset/SoMeData_testset/Multimodal_testset"
 
 
-@pytest.fixture(scope="module")
-def loaded(data_root):
-    """``name -> (examples, report)``, each source read once for the module."""
-    cache: dict[str, tuple[list, DataReport]] = {}
-
-    def get(name):
-        if name not in cache:
-            report = DataReport()
-            cache[name] = (list(load_source(name, data_root, report)), report)
-        return cache[name]
-
-    return get
-
-
 def by_task_split(examples, *tasks):
     c = Counter((e.task, e.split) for e in examples)
     return {t: [c[(t, s)] for s in SPLITS] for t in tasks}

@@ -42,20 +42,6 @@ RATINGS = {"humor_rating", "offense_rating"}  # regression, [0, 5]
 GENERATION = {"hashtags", "explain_sarcasm", "detoxify"}
 
 
-@pytest.fixture(scope="module")
-def loaded(data_root):
-    """``name -> (examples, report)``, each source read once for the whole module."""
-    cache = {}
-
-    def get(name):
-        if name not in cache:
-            report = DataReport()
-            cache[name] = (list(load_source(name, data_root, report)), report)
-        return cache[name]
-
-    return get
-
-
 def per_split(examples, task):
     c = Counter(e.split for e in examples if e.task == task)
     return [c[s] for s in SPLITS]
