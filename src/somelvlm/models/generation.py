@@ -1,0 +1,82 @@
+"""What every text generator offers, so evaluation, ``analyze``, ``generate`` and the server treat
+a local model and a remote OpenAI-compatible server alike.
+
+A generator turns prompts (each with an optional image) into answers. Backends are looked up by
+name through a lazy registry; a shipped or saved generative model is a folder whose
+``config.json`` names its backend (``{"backend": "lvlm", ...}``).
+
+>>> from somelvlm.models.generation import load_generator, GenerationConfig   # doctest: +SKIP
+>>> gen = load_generator("some-lvlm")                                         # doctest: +SKIP
+>>> gen.generate(["Rewrite politely: shut up, idiot"], config=GenerationConfig(max_new_tokens=32))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from somelvlm.registry import Registry
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Decoding options shared by every backend."""
+
+    max_new_tokens: int = 128
+    """Upper bound on generated tokens per answer."""
+    temperature: float = 0.0
+    """0 means greedy decoding (deterministic: the same answers in-process and over HTTP)."""
+    top_p: float = 1.0
+    """Nucleus sampling mass, used only when ``temperature > 0``."""
+    seed: int | None = None
+    """Seed for sampling; ignored when greedy."""
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """A model that answers prompts, optionally about an image."""
+
+    name: str
+    """Short name reported in results and by the server's ``/v1/models``."""
+
+    def generate(self, prompts: list[str], images: list[Image | None] | None = None,
+                 config: GenerationConfig | None = None) -> list[str]:
+        """One answer per prompt, in order; ``images[i]`` (RGB) goes with ``prompts[i]``."""
+        ...
+
+
+GENERATORS = Registry("generator backend", {
+    "lvlm": "somelvlm.models.lvlm:LVLMGenerator",
+    "hf_vlm": "somelvlm.models.hf_vlm:HFVisionGenerator",
+    "openai_http": "somelvlm.models.openai_http:OpenAIGenerator",
+})
+"""Backend name -> ``"module:Class"``; each class is built from a model folder or keyword options."""
+
+
+def load_generator(name: str, **kwargs) -> Generator:
+    """A generative model by shipped name or folder, built by the backend its ``config.json`` names.
+
+    Remote servers are not folders: build them directly, e.g.
+    ``GENERATORS.get("openai_http")(base_url="http://127.0.0.1:8000/v1", model="some-lvlm")``.
+    """
+    import json
+
+    from somelvlm.models import model_folder
+
+    folder = model_folder(name)
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    if "backend" not in config or config["backend"] not in GENERATORS:
+        raise ValueError(f"{folder} is not a generative model (its config.json names backend "
+                         f"{config.get('backend', 'compact')!r}; generators: {', '.join(GENERATORS)})")
+    return GENERATORS.get(config["backend"])(folder, **kwargs)
