@@ -1,0 +1,70 @@
+"""Everything the server can be told, as one typed dataclass shared by the CLI and the Python API."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+TOKEN_ENV = "SOMELVLM_API_TOKEN"
+"""Environment variable read for the bearer token when ``--token`` is not given."""
+
+
+@dataclass
+class ServeConfig:
+    """Options of ``somelvlm serve``; every limit has a safe default."""
+
+    host: str = "127.0.0.1"
+    """Interface to listen on; loopback by default (use 0.0.0.0 deliberately, with a token)."""
+    port: int = 8000
+    """TCP port."""
+    model: str | None = None
+    """Compact classifier: a shipped name or folder (default some-mini)."""
+    generator: str | None = None
+    """Generative model for /v1/generate and chat: a shipped name or folder (``load_generator``); none by default."""
+    token: str | None = field(default=None, repr=False)
+    """Bearer token required on /v1/* and /metrics; falls back to $SOMELVLM_API_TOKEN; None = open."""
+    max_body_bytes: int = 16_000_000
+    """Largest request body (base64 images count 4/3 of their size); larger bodies get 413."""
+    max_image_pixels: int = 25_000_000
+    """Largest image (width x height) decoded; larger ones get 413 before decoding."""
+    request_timeout_s: float = 30.0
+    """A request still working after this many seconds is answered 504."""
+    body_timeout_s: float = 10.0
+    """A client that pauses longer than this while sending its body gets 408 (slow clients)."""
+    header_timeout_s: float = 10.0
+    """A connection that has not sent complete request headers in this time is closed (slowloris)."""
+    max_concurrency: int = 64
+    """Requests processed at once on the model endpoints; more get 429 with Retry-After."""
+    batch_wait_ms: float = 5.0
+    """How long the micro-batcher waits for more concurrent requests before calling the model."""
+    max_batch: int = 64
+    """Most posts in one model call."""
+    cors_origins: list[str] = field(default_factory=list)
+    """Origins allowed by CORS; empty (the default) means CORS is off."""
+    int8: bool = True
+    """int8 encoder (faster) or fp32 (a little more accurate)."""
+    ocr: bool = True
+    """Read the text off image-only posts (needs the features extra)."""
+    threads: int | None = None
+    """torch CPU threads; None keeps torch's default."""
+    max_new_tokens_limit: int = 512
+    """Largest max_new_tokens / max_tokens a request may ask for."""
+
+    def __post_init__(self) -> None:
+        if self.token is None:
+            self.token = os.environ.get(TOKEN_ENV) or None
+        if not 0 < self.port < 65536:
+            raise ValueError(f"--port must be in 1..65535, got {self.port}")
+        for name in ("max_body_bytes", "max_image_pixels", "max_concurrency", "max_batch", "max_new_tokens_limit"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        for name in ("request_timeout_s", "body_timeout_s", "header_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if self.batch_wait_ms < 0:
+            raise ValueError(f"--batch-wait-ms must be >= 0, got {self.batch_wait_ms}")
+        if self.token is not None and len(self.token) < 8:
+            raise ValueError("--token must be at least 8 characters (or unset it to serve without a token)")
+        if "*" in self.cors_origins and self.token:
+            raise ValueError("--cors-origin '*' with a token would let any site use the token a browser holds: "
+                             "name the origins instead")

@@ -1,0 +1,65 @@
+"""Prometheus metrics of one app (its own registry, so several apps can live in one process)."""
+
+from __future__ import annotations
+
+import time
+
+
+class ServerMetrics:
+    """Request counts and latencies per route and status, batch sizes and model time per batcher."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter("somelvlm_requests", "HTTP requests by route and status code",
+                                ["route", "method", "status"], registry=self.registry)
+        self.latency = Histogram("somelvlm_request_seconds", "Request latency by route", ["route"],
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+                                 registry=self.registry)
+        self.in_flight = Gauge("somelvlm_requests_in_flight", "Requests being processed", registry=self.registry)
+        self.batch_size = Histogram("somelvlm_batch_size", "Items per model call", ["batcher"],
+                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=self.registry)
+        self.batch_seconds = Histogram("somelvlm_batch_seconds", "Seconds per model call", ["batcher"],
+                                       buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+                                       registry=self.registry)
+
+    def on_batch(self, batcher: str, size: int, seconds: float) -> None:
+        self.batch_size.labels(batcher).observe(size)
+        self.batch_seconds.labels(batcher).observe(seconds)
+
+    def render(self) -> tuple[bytes, str]:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class MetricsMiddleware:
+    """ASGI middleware counting every response by its route template (not the raw path)."""
+
+    def __init__(self, app, metrics: ServerMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            self.metrics.in_flight.dec()
+            route = scope.get("route")
+            name = getattr(route, "path", None) or ("/static" if scope["path"].startswith("/static/") else "other")
+            self.metrics.requests.labels(name, scope.get("method", ""), str(status)).inc()
+            self.metrics.latency.labels(name).observe(time.perf_counter() - start)
