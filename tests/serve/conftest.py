@@ -51,7 +51,7 @@ def tiny_generator(tmp_path_factory):
     return load_generator(str(folder))
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def start_server():
     """``start_server(analyzer, generator=None, **config) -> BackgroundServer``; all stopped at the end."""
     from somelvlm.serve.app import create_app
@@ -71,13 +71,13 @@ def start_server():
         server.stop()
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def server(start_server, tiny_analyzer, tiny_generator):
     """The tiny classifier and generator behind a server with default limits."""
     return start_server(tiny_analyzer, tiny_generator)
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def bare_server(start_server, tiny_analyzer):
     """The tiny classifier only (no generator)."""
     return start_server(tiny_analyzer)

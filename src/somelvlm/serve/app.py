@@ -106,13 +106,14 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
 
     # ----- shared steps -----------------------------------------------------------------------------
     async def guarded(work):
-        """Concurrency limit (429) and the per-request timeout (504) around one request's work."""
+        """Concurrency limit (429) and the per-request timeout (504) around one request's work (a coroutine function)."""
         with limit:
             try:
-                return await asyncio.wait_for(work, config.request_timeout_s)
+                return await asyncio.wait_for(work(), config.request_timeout_s)
             except TimeoutError:
                 raise APIError(504, f"the request took longer than {config.request_timeout_s:g} s "
-                                    "(--request-timeout-s)", type="timeout_error") from None
+                                    "(--request-timeout-s)", type="timeout_error",
+                               headers={"connection": "close"}) from None
 
     async def read_image(value: str | bytes | None, param: str):
         from somelvlm.serve.inputs import decode_base64_field, decode_image
@@ -178,16 +179,16 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
         """Labels per task for one post (text and/or image), grouped by cognitive level."""
         async def work():
             kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if kind == "multipart/form-data":
+            if kind in ("multipart/form-data", "application/x-www-form-urlencoded"):
                 req, image = await _parse_multipart(request)
             elif kind in ("application/json", ""):
                 payload = await _read_json(request)
                 req, image = _validate(AnalyzeRequest, payload), None
                 image = req.image
             else:
-                raise APIError(415, f"Content-Type {kind!r}: send application/json or multipart/form-data")
+                raise APIError(415, f"Content-Type {kind!r}: send application/json or multipart/form-data", param="content-type")
             return await analyze_post(req, image)
-        return await guarded(work())
+        return await guarded(work)
 
     @app.post("/v1/generate", response_model=GenerateResponse, tags=["generate"])
     async def generate(req: GenerateRequest):
@@ -206,7 +207,7 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
                                            for p, img in zip(req.prompts, decoded)))
             return {"model": service.generator.name, "texts": list(texts),
                     "seconds": round(time.perf_counter() - start, 4)}
-        return await guarded(work())
+        return await guarded(work)
 
     @app.post("/v1/chat/completions", tags=["openai"])
     async def chat_completions(req: ChatRequest):
@@ -223,7 +224,7 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
                                                              probability_digits=req.probability_digits), image)
                 content = {k: analyzed[k] for k in ("model", "text_source", "results", "generated", "skipped")}
                 return completion(service.model_name, json.dumps(content, ensure_ascii=False))
-            return await guarded(work())
+            return await guarded(work)
         if generator is None:
             raise APIError(503, NO_GENERATOR.format(model=service.model_name), type="service_unavailable",
                            param="model")
@@ -237,7 +238,7 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
             cfg = gen_config(req.max_completion_tokens or req.max_tokens or 128, req.temperature, req.top_p, req.seed)
             text = await generate_batcher.submit((prompt, image, cfg))
             return completion(generator.name, text)
-        return await guarded(work())
+        return await guarded(work)
 
     @app.get("/v1/models", tags=["openai"])
     async def models():

@@ -14,6 +14,9 @@ import hmac
 
 from somelvlm.serve.errors import APIError, json_bytes
 
+CLOSE = {"connection": "close"}
+"""Sent with answers given before the body was read to its end: the connection cannot be reused."""
+
 PROTECTED_PREFIXES = ("/v1/", "/metrics")
 """Paths that need the bearer token when one is set (the page, /healthz and the docs stay open)."""
 
@@ -60,12 +63,12 @@ class GuardMiddleware:
                 message = await asyncio.wait_for(receive(), self.body_timeout_s)
             except TimeoutError:
                 raise APIError(408, f"the client sent no data for {self.body_timeout_s:g} s while sending the body "
-                                    "(--body-timeout-s)", param="body") from None
+                                    "(--body-timeout-s)", param="body", headers=CLOSE) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
                     raise APIError(413, f"the body exceeds the limit of {self.max_body_bytes} bytes "
-                                        "(--max-body-bytes)", param="body")
+                                        "(--max-body-bytes)", param="body", headers=CLOSE)
                 body_done = not message.get("more_body", False)
             else:
                 body_done = True
