@@ -21,6 +21,8 @@ demo: $(VENV)/.demo-installed
 	$(BIN)/somelvlm analyze examples/posts.jsonl --out out/demo/analysis.jsonl --show
 
 test: $(VENV)/.test-installed
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "chromium not installed (needs root): the browser test will skip"
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -189,6 +189,34 @@ def eval_cmd(
     console.print(f"wrote {json_path} and {md_path}")
 
 
+@app.command("serve")
+def serve_cmd(
+    host: Annotated[str, typer.Option(help="Interface to listen on (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    model: Annotated[str | None, typer.Option(help="Compact classifier: shipped name or folder [some-mini].")] = None,
+    generator: Annotated[str | None, typer.Option(help="Generative model (shipped name or folder) for /v1/generate and chat.")] = None,
+    token: Annotated[str | None, typer.Option(help="Bearer token required on /v1/* and /metrics [env SOMELVLM_API_TOKEN].")] = None,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body; larger ones get 413.")] = 16_000_000,
+    max_image_pixels: Annotated[int, typer.Option(help="Largest image (width x height); larger ones get 413.")] = 25_000_000,
+    request_timeout_s: Annotated[float, typer.Option(help="Requests still working after this get 504.")] = 30.0,
+    max_concurrency: Annotated[int, typer.Option(help="Requests processed at once; more get 429.")] = 64,
+    batch_wait_ms: Annotated[float, typer.Option(help="Micro-batching window in milliseconds.")] = 5.0,
+    max_batch: Annotated[int, typer.Option(help="Most posts per model call.")] = 64,
+    cors_origin: Annotated[list[str] | None, typer.Option("--cors-origin", help="Allow this origin (repeatable); CORS is off by default.")] = None,
+    int8: Annotated[bool, typer.Option("--int8/--fp32", help="int8: ~1.8x throughput, but answers depend on batch neighbours; fp32 (default): the same answer whatever else is in flight.")] = False,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+) -> None:
+    """Serve the REST API, the OpenAI-compatible endpoints and the web page (needs the serve extra)."""
+    from somelvlm.serve.config import ServeConfig
+    from somelvlm.serve.server import serve
+
+    serve(ServeConfig(host=host, port=port, model=model, generator=generator, token=token,
+                      max_body_bytes=max_body_bytes, max_image_pixels=max_image_pixels,
+                      request_timeout_s=request_timeout_s, max_concurrency=max_concurrency,
+                      batch_wait_ms=batch_wait_ms, max_batch=max_batch, cors_origins=_split_commas(cors_origin),
+                      int8=int8, threads=threads))
+
+
 def _split_commas(values: list[str] | None) -> list[str]:
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 

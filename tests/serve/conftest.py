@@ -81,3 +81,14 @@ def server(start_server, tiny_analyzer, tiny_generator):
 def bare_server(start_server, tiny_analyzer):
     """The tiny classifier only (no generator)."""
     return start_server(tiny_analyzer)
+
+
+@pytest.fixture(scope="session")
+def shipped_analyzer():
+    """The shipped SoMe-mini in fp32, as `somelvlm serve` runs it by default."""
+    from somelvlm.analysis import Analyzer
+
+    try:
+        return Analyzer("some-mini", int8=False, ocr=True)
+    except (ImportError, FileNotFoundError) as err:
+        pytest.skip(f"the shipped model cannot load here: {err}")

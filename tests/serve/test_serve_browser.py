@@ -80,3 +80,20 @@ def test_page_shows_the_servers_error_and_keeps_working(browser, start_server, t
     page.click("#submit")
     page.wait_for_selector("#level-cards article.level")
     assert not page.is_visible("#error")
+
+
+def test_page_with_the_shipped_model_on_a_meme_read_by_ocr(browser, start_server, shipped_analyzer):
+    """The shipped SoMe-mini on an image-only meme: the text comes from OCR (screenshot for the README)."""
+    pytest.importorskip("rapidocr_onnxruntime", reason="OCR needs the features extra")
+    server = start_server(shipped_analyzer)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(server.url + "/")
+    page.wait_for_selector("#levels input[value=knowledge_comprehension]")
+    page.set_input_files("#image", str(REPO / "examples" / "monday_meme.png"))
+    page.click("#submit")
+    page.wait_for_selector("#level-cards article.level", timeout=60_000)
+    assert "OCR" in page.text_content("#meta")
+    assert "Read from the image" in page.text_content("#text-read")
+    assert page.query_selector("[data-task=emotion] .task-label").text_content()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "page-some-mini.png"), full_page=True)

@@ -161,6 +161,7 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
                                            for t in choice.generate))
             generated = dict(zip(choice.generate, texts))
         return {"id": req.id, "model": service.model_name, "text_source": source,
+                "text_read": text if source != "text" else None,
                 "image": {"width": image.width, "height": image.height} if image is not None else None,
                 "results": results, "generated": generated, "skipped": choice.skipped,
                 "levels": service.by_level(results, generated), "seconds": round(time.perf_counter() - start, 4)}

@@ -37,6 +37,7 @@ class AnalyzeResponse(BaseModel):
     id: str | None
     model: str
     text_source: str = Field(description="'text', or 'ocr' when the text was read off the image.")
+    text_read: str | None = Field(None, description="The text read off the image, when text_source is 'ocr'.")
     image: dict[str, int] | None = Field(None, description="Width and height of the decoded image.")
     results: dict[str, dict[str, Any]] = Field(description="task -> prediction, as somelvlm.analyze gives it.")
     generated: dict[str, str] = Field(default_factory=dict, description="Generation task -> generated text.")

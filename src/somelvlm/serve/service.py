@@ -32,6 +32,10 @@ class AnalysisService:
         self.model = analyzer.model
         self.generator = generator
         self.model_name = self.model.folder.name
+        from somelvlm.taxonomy.levels import LEVELS
+
+        self._levels = list(LEVELS)
+        self._task_meta: dict[str, dict] = {}
 
     # ----- tasks -------------------------------------------------------------------------------------
     def choose(self, tasks: list[str] | None, levels: list[str] | None, generate: bool = True) -> TaskChoice:
@@ -102,18 +106,15 @@ class AnalysisService:
         the top label's probability, averaged over stance targets; ratings count as value / 5.
         None for a level with no result.
         """
-        from somelvlm.taxonomy.levels import LEVELS, family_name
-        from somelvlm.taxonomy.registry import get_task
-
         out = []
-        for lv in LEVELS:
+        for lv in self._levels:
             entries, scores = [], []
             for name in list(results) + list(generated):
-                task = get_task(name)
-                if task.level != lv.id:
+                meta = self._meta(name)
+                if meta["level"] != lv.id:
                     continue
-                entry = {"task": name, "family": family_name(task.family), "kind": task.kind,
-                         "description": task.description}
+                entry = {"task": name, "family": meta["family"], "kind": meta["kind"],
+                         "description": meta["description"]}
                 if name in results:
                     entry["result"] = results[name]
                     scores.append(_confidence(results[name]))
@@ -123,6 +124,17 @@ class AnalysisService:
             out.append({"id": lv.id, "name": lv.name, "description": lv.description,
                         "score": round(float(np.mean(scores)), 4) if scores else None, "tasks": entries})
         return out
+
+    def _meta(self, name: str) -> dict:
+        """Level, family and description of a task, read once (the page asks for them on every request)."""
+        if name not in self._task_meta:
+            from somelvlm.taxonomy.levels import family_name
+            from somelvlm.taxonomy.registry import get_task
+
+            task = get_task(name)
+            self._task_meta[name] = {"level": task.level, "family": family_name(task.family), "kind": task.kind,
+                                     "description": task.description}
+        return self._task_meta[name]
 
     def heads(self) -> list[dict]:
         """The classifier's heads as /v1/models lists them (what a remote client needs to decode)."""

@@ -158,6 +158,8 @@ function render(body) {
     Object.keys(body.results).length + " labels", Object.keys(body.generated).length + " generated",
     (1000 * body.seconds).toFixed(0) + " ms"].filter(Boolean);
   $("meta").textContent = meta.join(" · ");
+  $("text-read").hidden = !body.text_read;
+  $("text-read").textContent = body.text_read ? "Read from the image: “" + body.text_read + "”" : "";
   const cards = $("level-cards");
   cards.replaceChildren();
   body.levels.forEach((lv, i) => {
