@@ -134,3 +134,16 @@ def test_cors_is_off_unless_asked(start_server, tiny_analyzer):
     assert "access-control-allow-origin" not in httpx.get(off.url + "/healthz", headers=origin).headers
     on = start_server(tiny_analyzer, cors_origins=["https://example.org"])
     assert httpx.get(on.url + "/healthz", headers=origin).headers["access-control-allow-origin"] == "https://example.org"
+
+
+def test_a_remote_generator_folder_loads_through_the_registry(server, tiny_generator, tmp_path):
+    from somelvlm.models.generation import GenerationConfig, load_generator
+
+    folder = tmp_path / "remote-tiny"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"backend": "openai_http", "base_url": server.url + "/v1",
+                                                    "model": "tiny-llama"}))
+    remote = load_generator(str(folder))
+    config = GenerationConfig(max_new_tokens=6)
+    assert remote.name == "tiny-llama"
+    assert remote.generate(["hello"], config=config) == tiny_generator.generate(["hello"], config=config)
