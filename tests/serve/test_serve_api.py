@@ -115,6 +115,7 @@ def test_token_guards_the_api_but_not_health_or_page(start_server, tiny_analyzer
     assert ok.status_code == 200
     assert httpx.get(server.url + "/healthz").json()["auth"] is True
     assert httpx.get(server.url + "/").status_code == 200
+    assert httpx.get(server.url + "/v1/levels").status_code == 200  # the page lists levels before the token is typed
 
 
 def test_token_from_the_environment(monkeypatch):

@@ -349,6 +349,15 @@ async def _parse_multipart(request):
 
     allowed = {"id", "text", "image", "tasks", "levels", "generate", "probability_digits"}
     form = await request.form(max_files=1, max_fields=len(allowed))
+    try:
+        return await _form_to_request(form, allowed)
+    finally:
+        await form.close()
+
+
+async def _form_to_request(form, allowed: set[str]):
+    from somelvlm.serve.schemas import AnalyzeRequest
+
     unknown = sorted(set(form.keys()) - allowed)
     if unknown:
         raise APIError(422, f"unknown form fields {unknown}; allowed: {sorted(allowed)}", param=unknown[0])

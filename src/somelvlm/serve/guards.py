@@ -19,6 +19,8 @@ CLOSE = {"connection": "close"}
 
 PROTECTED_PREFIXES = ("/v1/", "/metrics")
 """Paths that need the bearer token when one is set (the page, /healthz and the docs stay open)."""
+PUBLIC_PATHS = frozenset({"/v1/levels"})
+"""Open even with a token: the page lists the levels before the user has typed the token."""
 
 
 class GuardMiddleware:
@@ -36,7 +38,8 @@ class GuardMiddleware:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         path = scope.get("path", "")
-        if self.token and path.startswith(PROTECTED_PREFIXES) and scope.get("method") != "OPTIONS":
+        if (self.token and path.startswith(PROTECTED_PREFIXES) and path not in PUBLIC_PATHS
+                and scope.get("method") != "OPTIONS"):
             given = headers.get("authorization", "")
             if not (given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), self.token.encode())):
                 await _send_json(send, 401, json_bytes(401, "missing or wrong bearer token: send "

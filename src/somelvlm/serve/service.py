@@ -100,7 +100,8 @@ class AnalysisService:
 
     # ----- views ------------------------------------------------------------------------------------
     def by_level(self, results: dict[str, dict], generated: dict[str, str]) -> list[dict]:
-        """The five levels in order, each with its tasks' results, generated texts and a score.
+        """The five levels in order, each naming its tasks (their results stay in ``results`` /
+        ``generated``, not repeated here) with a score.
 
         ``score`` (the radar chart's value) is the mean confidence of the level's classifications:
         the top label's probability, averaged over stance targets; ratings count as value / 5.
@@ -113,14 +114,9 @@ class AnalysisService:
                 meta = self._meta(name)
                 if meta["level"] != lv.id:
                     continue
-                entry = {"task": name, "family": meta["family"], "kind": meta["kind"],
-                         "description": meta["description"]}
+                entries.append({"task": name, "family": meta["family"], "kind": meta["kind"]})
                 if name in results:
-                    entry["result"] = results[name]
                     scores.append(_confidence(results[name]))
-                else:
-                    entry["generated"] = generated[name]
-                entries.append(entry)
             out.append({"id": lv.id, "name": lv.name, "description": lv.description,
                         "score": round(float(np.mean(scores)), 4) if scores else None, "tasks": entries})
         return out

@@ -125,16 +125,16 @@ function probBars(result, limit) {
   return frag;
 }
 
-function taskBlock(entry) {
+function taskBlock(entry, body) {
   const box = el("div", "task");
   box.dataset.task = entry.task;
   const head = el("div", "task-head");
   head.append(el("span", "task-name", pretty(entry.task)));
-  box.title = entry.description;
-  const r = entry.result;
-  if (entry.generated !== undefined) {
+  box.title = entry.family;
+  const r = body.results[entry.task];
+  if (r === undefined) {
     head.append(el("span", "task-label", "generated"));
-    box.append(head, el("div", "generated", entry.generated || "(empty)"));
+    box.append(head, el("div", "generated", body.generated[entry.task] || "(empty)"));
   } else if ("value" in r) {
     head.append(el("span", "task-label", r.value.toFixed(2) + " / 5"));
     box.append(head, bar("rating", r.value, 5, true));
@@ -170,7 +170,7 @@ function render(body) {
     head.append(el("h3", null, lv.name), el("span", "score", lv.score === null ? "" : "confidence " + (100 * lv.score).toFixed(0) + "%"));
     card.append(head, el("p", "desc", lv.description));
     if (!lv.tasks.length) card.append(el("p", "empty", "nothing ran at this level"));
-    lv.tasks.forEach((entry) => card.append(taskBlock(entry)));
+    lv.tasks.forEach((entry) => card.append(taskBlock(entry, body)));
     cards.append(card);
   });
   const reasons = {};
