@@ -220,7 +220,8 @@ def write(result: dict, out: Path) -> None:
               "Read these numbers with the load average beside them: client, server and the offline run share "
               "the 2 cores with every other job on the machine. The offline rate here is far below the "
               "238 posts/s fp32 that `benchmarks/speed.py` measured on the quiet machine "
-              "(`benchmarks/results/speed.md`), so latencies on a quiet machine will be far lower; the "
+              "(`benchmarks/results/speed.md`): these latencies are not what a quiet machine gives (that was not measured "
+              "here); the "
               "throughput ratio compares runs under the same (drifting) load.", ""]
     for path, text in ((out.with_suffix(".json"), json.dumps(result, indent=1) + "\n"), (out.with_suffix(".md"), "\n".join(lines))):
         tmp = path.with_name(path.name + ".tmp")
