@@ -159,7 +159,7 @@ class MultimodalHeads:
 
         model, meta = self.heads[head]
         return {"encoders": {k: meta["encoders"][k] for k in ("image", "text")}, "head_digest": state_digest(model),
-                "embedding": "g", "task": meta["task"], "model": str(self.folders[head])}
+                "embedding": "g", "task": meta["task"], "model": str(self.folders[head].resolve())}
 
 
 def head_meta(folder: Path | str) -> dict:

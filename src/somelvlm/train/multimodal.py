@@ -37,6 +37,8 @@ class MultimodalConfig:
     """Frozen text features: minilm (English) or e5 (multilingual e5-small)."""
     ocr: bool = True
     """Read text off the image for posts without text."""
+    max_train: int | None = None
+    """Cap on training posts (a fixed sample; val / test are never cut): mediaeval has 13k."""
     fusion: str = "concat"
     """concat, product, cross_attention, or the single-modality baselines text / image."""
     proj_dim: int = 256
@@ -143,7 +145,7 @@ def load_table(config):
     from somelvlm.train.mm_data import build_table
 
     return build_table(config.data_root, config.dataset, text=config.text_encoder, ocr=config.ocr,
-                       num_threads=config.threads)
+                       num_threads=config.threads, max_train=config.max_train)
 
 
 # -- the recipe ------------------------------------------------------------------------------------

@@ -35,6 +35,9 @@ class RGCLConfig:
     text_encoder: str = "minilm"
     """minilm or e5."""
     ocr: bool = True
+    """Read text off the image for posts without text."""
+    max_train: int | None = None
+    """Cap on training posts (a fixed sample; val / test are never cut): mediaeval has 13k."""
     fusion: str = "product"
     """RGCL fuses by element-wise product; concat / cross_attention also work."""
     proj_dim: int = 256
@@ -208,7 +211,8 @@ def train(config: RGCLConfig, table=None, log=print) -> dict:
                  "val": result["val"], "test": result.get("test", {}), "best_epoch": best["epoch"]}
         save_classifier(model, Path(config.out), list(table.labels), extra)
         stamp = {"encoders": {k: table.encoders[k] for k in ("image", "text")},
-                 "head_digest": state_digest(model), "embedding": "g"}
+                 "head_digest": state_digest(model), "embedding": "g", "task": table.task,
+                 "model": str(Path(config.out).resolve())}
         meta = {"id": [table.ids[i] for i in train_rows], "label": [table.labels[v] for v in y_train],
                 "task": [table.task] * len(train_rows), "source": [table.dataset] * len(train_rows),
                 "text": [table.texts[i] for i in train_rows]}
