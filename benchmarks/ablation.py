@@ -35,7 +35,7 @@ sys.path.insert(0, str(HERE))
 
 SETTINGS = {  # per dataset: recipe knobs shared by every row (fixed before looking at any test number)
     "cm_memes": {"epochs": 30, "batch_size": 64, "max_train": None},
-    "memotion": {"epochs": 15, "batch_size": 256, "max_train": 3000},
+    "memotion": {"epochs": 15, "batch_size": 256, "max_train": 2000},
     "mediaeval2016": {"epochs": 10, "batch_size": 256, "max_train": 4000},
 }
 ROWS = ("text only", "image only", "CE fusion", "+ITC", "+ITM", "+ITC+ITM", "RGCL", "RGCL+RKC")

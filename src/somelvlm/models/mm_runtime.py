@@ -100,8 +100,12 @@ class MultimodalHeads:
             except ImportError as err:
                 raise ImportError(f"OCR needs the features extra: pip install 'somelvlm[features]' ({err})") from None
             self._ocr = MemeOCR(num_threads=self.num_threads)
-        for i in todo:
-            texts[i] = self._ocr.read(images[i]).strip() or None
+        if self.cache is not None:
+            read = self.cache.get_many(self._ocr, [images[i] for i in todo])
+        else:
+            read = [self._ocr.read(images[i]) for i in todo]
+        for i, t in zip(todo, read):
+            texts[i] = t.strip() or None
         return texts
 
     def features(self, images: list, texts: list[str | None]) -> dict[str, np.ndarray]:

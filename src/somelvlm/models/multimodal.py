@@ -115,8 +115,10 @@ def build_classifier(config: MMConfig):
     return MultimodalClassifier(config)
 
 
-def save_classifier(model, folder: Path, labels: list[str], extra: dict | None = None) -> Path:
-    """Write ``config.json`` + ``model.safetensors`` into ``folder`` (atomically, file by file)."""
+def save_classifier(model, folder: Path, labels: list[str], extra: dict | None = None, half: bool = False) -> Path:
+    """Write ``config.json`` + ``model.safetensors`` into ``folder`` (atomically, file by file).
+
+    ``half``: store float16 weights (half the size; loading casts back to float32)."""
     import os
     import tempfile
 
@@ -126,6 +128,8 @@ def save_classifier(model, folder: Path, labels: list[str], extra: dict | None =
     folder.mkdir(parents=True, exist_ok=True)
     meta = {"config": asdict(model.config), "labels": list(labels), **(extra or {})}
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".safetensors")
     os.close(fd)
     save_file(state, tmp)
