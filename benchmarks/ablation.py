@@ -245,15 +245,13 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(1)
     start = time.perf_counter()
+    fresh = {dataset: ablate(dataset, args.data_root, args.runs, args.seeds) for dataset in args.datasets}
+    adapted = None if args.no_adapt else adaptation(args.data_root, args.runs, args.seeds, args.adapt_n)
+    # merge with what other invocations (other datasets) wrote, read only now: they may run in parallel
     previous = json.loads(args.out.with_suffix(".json").read_text()) if args.out.with_suffix(".json").is_file() else {}
-    done = {d["dataset"]: d for d in previous.get("datasets", [])}
-    for dataset in args.datasets:
-        done[dataset] = ablate(dataset, args.data_root, args.runs, args.seeds)
-    results = {"seeds": args.seeds, "threads": 1,
-               "datasets": [done[d] for d in SETTINGS if d in done],
-               "adaptation": previous.get("adaptation")}
-    if not args.no_adapt:
-        results["adaptation"] = adaptation(args.data_root, args.runs, args.seeds, args.adapt_n)
+    done = {**{d["dataset"]: d for d in previous.get("datasets", [])}, **fresh}
+    results = {"seeds": args.seeds, "threads": 1, "datasets": [done[d] for d in SETTINGS if d in done],
+               "adaptation": adapted or previous.get("adaptation")}
     results["seconds"] = time.perf_counter() - start
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=1))

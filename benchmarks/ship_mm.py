@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-root", type=Path, default=Path(os.environ.get("SOMELVLM_DATA", "../shared/data")))
     parser.add_argument("--ablation", type=Path, default=HERE / "results" / "ablation.json")
+    parser.add_argument("--datasets", nargs="*", default=None, help="only these (default: all in the ablation)")
     args = parser.parse_args(argv)
     import torch
 
@@ -31,8 +32,9 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(1)
     ablation = json.loads(args.ablation.read_text())
-    shipped = []
     for d in ablation["datasets"]:
+        if args.datasets and d["dataset"] not in args.datasets:
+            continue
         row = max(AUX, key=lambda r: d["rows"][r]["val_macro_f1"]["mean"])
         b_itc, b_itm = AUX[row]
         s = d["settings"]
@@ -49,23 +51,29 @@ def main(argv: list[str] | None = None) -> None:
                          "recipe": row, "val": result["val"], "test": result["test"], "best_epoch": result["best_epoch"],
                          "train_config": {k: v for k, v in result["config"].items() if k not in ("data_root", "out")}},
                         half=True)
-        size = (folder / "model.safetensors").stat().st_size
-        shipped.append((d, row, cfg, result, size))
-        print(d["dataset"], row, result["val"], result["test"], size, flush=True)
+        print(d["dataset"], row, result["val"], result["test"], flush=True)
+    write_card()
+
+
+def write_card() -> None:
+    """card.md from every shipped head's config.json (so heads can be shipped one dataset at a time)."""
     lines = ["# SoMe-mini multimodal heads", "",
              "Image+text heads that `analyze` runs for posts with an image (they replace the text-only head's answer "
-             "for these tasks and mark it `\"modality\": \"image+text\"`). Inputs: EfficientNet-Lite0 pooled ImageNet "
-             "features of the image (224 px centre crop) and a frozen sentence embedding of the post's text (its "
-             "caption, else OCR of the image). Per-modality projection (256) -> fusion -> MLP (256) -> softmax. "
+             "for these tasks and mark it `\"modality\": \"image+text\"`). Inputs: EfficientNet-Lite0 pooled "
+             "ImageNet features of the image (224 px centre crop) and a frozen sentence embedding of the post's text "
+             "(its caption, else OCR of the image). Per-modality projection (256) -> fusion -> MLP (256) -> softmax. "
              "float16 safetensors. Trained with `benchmarks/ship_mm.py` (seed 0); the recipe row (CE or with "
-             "ITC / ITM) and the text encoder / fusion were selected on val in `benchmarks/results/ablation.md`.", "",
+             "ITC / ITM), the text encoder and the fusion were selected on val (`benchmarks/results/ablation.md`).", "",
              "| task | data | text encoder | fusion | recipe | best epoch | val macro-F1 | test macro-F1 | test AUROC | size |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    for d, row, cfg, result, size in shipped:
-        auroc = f"{result['test']['auroc']:.1f}" if "auroc" in result["test"] else "-"
-        lines.append(f"| {d['task']} | {d['dataset']} ({d['counts']['train']} train posts) | {cfg.text_encoder} | "
-                     f"{cfg.fusion} | {row} | {result['best_epoch']} | {result['val']['macro_f1']:.1f} | "
-                     f"{result['test']['macro_f1']:.1f} | {auroc} | {size / 1e6:.2f} MB |")
+    for folder in sorted(p for p in ASSETS.glob("*") if (p / "config.json").is_file()):
+        meta = json.loads((folder / "config.json").read_text())
+        size = (folder / "model.safetensors").stat().st_size
+        auroc = f"{meta['test']['auroc']:.1f}" if "auroc" in meta["test"] else "-"
+        tc = meta["train_config"]
+        lines.append(f"| {meta['task']} | {meta['dataset']} | {tc['text_encoder']} | {tc['fusion']} | {meta['recipe']} | "
+                     f"{meta['best_epoch']} | {meta['val']['macro_f1']:.1f} | {meta['test']['macro_f1']:.1f} | "
+                     f"{auroc} | {size / 1e6:.2f} MB |")
     lines += ["", "Limits: trained on one dataset each (Hindi-English CM_MEMES memes; Memotion thumbnails; "
               "MediaEval 2016 tweets about 13 events, tested on two other events): expect lower scores on other "
               "meme styles and events. The image encoder is an ImageNet classifier, not an image-text model; "
