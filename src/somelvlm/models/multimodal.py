@@ -133,10 +133,12 @@ def save_classifier(model, folder: Path, labels: list[str], extra: dict | None =
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".safetensors")
     os.close(fd)
     save_file(state, tmp)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; shipped files must be readable by all
     os.replace(tmp, folder / "model.safetensors")
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(meta, fh, indent=2)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, folder / "config.json")
     return folder
 
