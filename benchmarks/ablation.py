@@ -193,6 +193,10 @@ def adaptation(data_root: Path, runs: Path, seeds: list[int], n_add: int) -> dic
     return out
 
 
+def scores(by_name: dict) -> str:
+    return ", ".join(f"{k} {v:.1f}" for k, v in by_name.items())
+
+
 def fmt(ms: dict) -> str:
     return "n/a" if ms["n"] == 0 else f"{ms['mean']:.1f} ± {ms['std']:.1f}"
 
@@ -208,8 +212,8 @@ def markdown(results: dict) -> str:
         lines += [f"## {d['dataset']} ({d['task']}: {', '.join(d['labels'])})", "",
                   f"Posts train / val / test: {d['counts']['train']} / {d['counts']['val']} / {d['counts']['test']}"
                   f" (train capped at {d['settings']['max_train']}). Selected on val: text encoder "
-                  f"**{d['selection']['chosen_text']}** ({', '.join(f'{k} {v:.1f}' for k, v in d['selection']['text_encoder'].items())}),"
-                  f" fusion **{d['selection']['chosen_fusion']}** ({', '.join(f'{k} {v:.1f}' for k, v in d['selection']['fusion'].items())}).", ""]
+                  f"**{d['selection']['chosen_text']}** ({scores(d['selection']['text_encoder'])}),"
+                  f" fusion **{d['selection']['chosen_fusion']}** ({scores(d['selection']['fusion'])}).", ""]
         cols = ["macro-F1"] + (["AUROC"] if "auroc" in d["metrics"] else []) + ["val macro-F1", "best epochs"]
         lines += ["| row | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
         for name, r in d["rows"].items():

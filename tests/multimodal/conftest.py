@@ -11,12 +11,12 @@ import pytest
 
 from mm_helpers import draw_meme, synthetic_table
 
-N_MEMES = 48
+N_MEMES = 32
 
 
 @pytest.fixture(scope="session")
 def mini_root(tmp_path_factory) -> Path:
-    """``root/cm_memes/{sample_data.csv, LREC_COLING_meme/*.png}``: 48 memes, half offensive."""
+    """``root/cm_memes/{sample_data.csv, LREC_COLING_meme/*.png}``: 32 memes, half offensive."""
     root = tmp_path_factory.mktemp("mini-data")
     folder = root / "cm_memes" / "LREC_COLING_meme"
     folder.mkdir(parents=True)

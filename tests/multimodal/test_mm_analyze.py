@@ -13,11 +13,12 @@ from somelvlm.posts import Post  # noqa: E402
 from mm_helpers import draw_meme  # noqa: E402
 
 MM_TASKS = ["offensive_meme", "meme_sentiment", "verify_post"]
+"""Tasks an image+text head may serve; see assets/some-mini-mm/card.md for the ones shipped."""
 
 
-def test_shipped_heads_are_small_and_complete():
+def test_shipped_heads_are_small_and_known():
     heads = MultimodalHeads.shipped()
-    assert sorted(heads.tasks) == sorted(MM_TASKS)
+    assert heads.tasks and set(heads.tasks) <= set(MM_TASKS) and "offensive_meme" in heads.tasks
     total = sum(p.stat().st_size for p in MM_ASSETS.rglob("*") if p.is_file())
     assert total < 10_000_000 and (MM_ASSETS / "card.md").is_file()
 
@@ -27,11 +28,16 @@ def test_image_posts_get_image_text_heads_and_text_posts_do_not_change(feature_c
 
     posts = [Post(id="t", text="what a lovely day with friends"),
              Post(id="i", text="you people are idiots", image=draw_meme(0, True))]
-    plain = Analyzer(tasks=MM_TASKS + ["emotion"], multimodal=False)(posts)
-    rows = Analyzer(tasks=MM_TASKS + ["emotion"])(posts)
+    analyzer = Analyzer(tasks=MM_TASKS + ["emotion"])
+    rows = analyzer(posts)
+    analyzer.stages = []  # as Analyzer(multimodal=False)
+    plain = analyzer(posts)
     assert rows[0] == plain[0]  # a text-only post: exactly as before
-    for task in MM_TASKS:
+    shipped = MultimodalHeads.shipped().tasks
+    for task in shipped:
         assert rows[1][task]["modality"] == "image+text"
         assert abs(sum(rows[1][task]["probs"].values()) - 1) < 1e-3
         assert "modality" not in plain[1][task]
+    for task in set(MM_TASKS) - set(shipped):
+        assert rows[1][task] == plain[1][task]  # no image+text head: the text head's answer
     assert rows[1]["emotion"] == plain[1]["emotion"]

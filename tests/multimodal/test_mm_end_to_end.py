@@ -63,7 +63,7 @@ def test_feature_batches_survive_bad_images(tmp_path, feature_cache):
 
 
 def test_cli_recipes_index_and_rkc(mini_root, feature_cache, tmp_path, capsys):
-    common = ["--data-root", str(mini_root), "--epochs", "3"]
+    common = ["--data-root", str(mini_root), "--epochs", "2"]
     main(["train", "multimodal", "--config", "configs/mm-cm_memes.yaml", "--out", str(tmp_path / "mm"), *common])
     assert "best epoch" in capsys.readouterr().out
     main(["train", "rgcl", "--config", "configs/rgcl-cm_memes.yaml", "--out", str(tmp_path / "rgcl"), *common])

@@ -118,7 +118,7 @@ class MultimodalHeads:
         if len(texts) != n:
             raise ValueError(f"{n} images but {len(texts)} texts")
         out: dict[str, np.ndarray] = {}
-        specs = {meta["encoders"]["image"] for _, meta in self.heads} | {meta["encoders"]["text"] for _, meta in self.heads}
+        specs = {meta["encoders"][role] for _, meta in self.heads for role in ("image", "text")}
         for spec in sorted(specs):
             extractor = self._extractor(spec)
             is_image = extractor.modality == "image"
