@@ -20,7 +20,8 @@ class Analyzer:
     """The main job: a loaded model plus the chosen tasks; call it on a batch of ``Post``s."""
 
     def __init__(self, model: str | Path | None = None, tasks: list[str] | None = None,
-                 levels: list[str] | None = None, *, int8: bool = True, ocr: bool = True) -> None:
+                 levels: list[str] | None = None, *, int8: bool = True, ocr: bool = True,
+                 multimodal: bool = True, rkc: str | Path | None = None) -> None:
         from somelvlm.models import load_model
         from somelvlm.taxonomy.registry import select_tasks
 
@@ -39,6 +40,9 @@ class Analyzer:
                              f"{', '.join(sorted(available))}")
         self.use_ocr = ocr
         self._ocr = None
+        from somelvlm.models.mm_analysis import MultimodalStage, RKCStage  # image posts: image+text heads
+
+        self.stages = ([MultimodalStage(self.tasks)] if multimodal else []) + ([RKCStage(rkc)] if rkc else [])
 
     def text_of(self, post: Post) -> tuple[str, str]:
         """``(text, where it came from)``: the post's text, else OCR of its image."""
@@ -63,6 +67,8 @@ class Analyzer:
         for row, (_, source) in zip(rows, texts):
             if source != "text":
                 row["text_source"] = source
+        for stage in self.stages:
+            stage(posts, [t for t, _ in texts], rows)
         return rows
 
 

@@ -132,6 +132,7 @@ def analyze_cmd(
     no_ocr: Annotated[bool, typer.Option("--no-ocr", help="Do not read text off images without a caption.")] = False,
     int8: Annotated[bool, typer.Option("--int8/--fp32", help="int8 encoder (~1.8x faster) or fp32 (~1.4 points better on TweetEval).")] = True,
     show: Annotated[bool | None, typer.Option("--show/--no-show", help="Print a table grouped by level (default: when no --out).")] = None,
+    rkc: Annotated[Path | None, typer.Option(help="A retrieval index (somelvlm index build): adds a kNN (RKC) prediction per post.")] = None,
 ) -> None:
     """Label every post for every chosen task; streamed, resumable, bad rows become error records."""
     import tempfile
@@ -141,7 +142,7 @@ def analyze_cmd(
 
     if not input.is_file():
         raise FileNotFoundError(f"input {input} not found")
-    analyzer = Analyzer(model, _split_commas(tasks), _split_commas(level), int8=int8, ocr=not no_ocr)
+    analyzer = Analyzer(model, _split_commas(tasks), _split_commas(level), int8=int8, ocr=not no_ocr, rkc=rkc)
     target = out or Path(tempfile.mkdtemp(prefix="somelvlm-")) / "analysis.jsonl"
     from somelvlm.batch.runner import ModelFailing
 
@@ -219,6 +220,103 @@ def serve_cmd(
 
 def _split_commas(values: list[str] | None) -> list[str]:
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+# -- multimodal recipes and retrieval memory (issue #4) -------------------------------------------
+index_app = typer.Typer(help="Retrieval memories (FAISS + Parquet + encoder stamp) for RKC.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+
+def _mm_overrides(out: Path | None, data_root: Path | None, seed: int | None, epochs: int | None) -> dict:
+    root = data_root or (Path(os.environ["SOMELVLM_DATA"]) if "SOMELVLM_DATA" in os.environ else None)
+    return {"out": str(out) if out else None, "data_root": str(root) if root else None, "seed": seed,
+            "epochs": epochs}
+
+
+def _print_recipe_result(result: dict) -> None:
+    console.print(f"best epoch {result['best_epoch']}: val {json.dumps({k: round(v, 2) for k, v in result['val'].items()})}")
+    for key in ("test", "val_rkc", "test_rkc"):
+        if result.get(key):
+            console.print(f"{key}: {json.dumps({k: round(v, 2) for k, v in result[key].items()})}")
+
+
+@train_app.command("multimodal")
+def train_multimodal(
+    config: Annotated[Path, typer.Option(help="Recipe YAML, e.g. configs/mm-cm_memes.yaml.")],
+    out: Annotated[Path | None, typer.Option(help="Override the config's output folder.")] = None,
+    data_root: Annotated[Path | None, typer.Option(help="Override the data root [env SOMELVLM_DATA].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the seed.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override the number of epochs.")] = None,
+) -> None:
+    """Train an image+text classifier on frozen features with the ITC / ITM auxiliary losses."""
+    from somelvlm.train.multimodal import MultimodalConfig, train
+
+    cfg = MultimodalConfig.from_yaml(config, **_mm_overrides(out, data_root, seed, epochs))
+    if not Path(cfg.data_root).is_dir():
+        raise FileNotFoundError(f"data root {cfg.data_root} not found: pass --data-root (or set SOMELVLM_DATA)")
+    _print_recipe_result(train(cfg, log=console.log))
+
+
+@train_app.command("rgcl")
+def train_rgcl(
+    config: Annotated[Path, typer.Option(help="Recipe YAML, e.g. configs/rgcl-cm_memes.yaml.")],
+    out: Annotated[Path | None, typer.Option(help="Override the config's output folder.")] = None,
+    data_root: Annotated[Path | None, typer.Option(help="Override the data root [env SOMELVLM_DATA].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the seed.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override the number of epochs.")] = None,
+) -> None:
+    """Retrieval-guided contrastive learning (FAISS hard negatives each epoch); also scores RKC."""
+    from somelvlm.train.rgcl import RGCLConfig, train
+
+    cfg = RGCLConfig.from_yaml(config, **_mm_overrides(out, data_root, seed, epochs))
+    if not Path(cfg.data_root).is_dir():
+        raise FileNotFoundError(f"data root {cfg.data_root} not found: pass --data-root (or set SOMELVLM_DATA)")
+    _print_recipe_result(train(cfg, log=console.log))
+
+
+@index_app.command("build")
+def index_build(
+    model: Annotated[Path, typer.Option(help="A trained multimodal head folder (its embedding g is indexed).")],
+    out: Annotated[Path, typer.Option(help="Index folder to write (index.faiss, meta.parquet, stamp.json).")],
+    dataset: Annotated[str | None, typer.Option(help="Index a dataset's posts: cm_memes, memotion or mediaeval2016.")] = None,
+    splits: Annotated[list[str] | None, typer.Option("--splits", help="Splits of --dataset [train].")] = None,
+    input: Annotated[Path | None, typer.Option(help="Or index a labelled file (JSONL / CSV / Parquet: id, text, image, label).")] = None,
+    label_col: Annotated[str, typer.Option(help="Label column of --input.")] = "label",
+    data_root: Annotated[Path | None, typer.Option(help="Folder with the upstream sources [env SOMELVLM_DATA, else ../shared/data].")] = None,
+    kind: Annotated[str, typer.Option(help="flat (exact) or hnsw (approximate).")] = "flat",
+) -> None:
+    """Build a retrieval memory, stamped with the encoder that made it."""
+    from somelvlm.retrieval.build import build_index
+
+    summary = build_index(model, out, dataset=dataset, data_root=data_root or _default_data_root(),
+                          splits=_split_commas(splits) or None, input=input, label_col=label_col, kind=kind)
+    _print_index_summary(summary)
+
+
+@index_app.command("add")
+def index_add(
+    index: Annotated[Path, typer.Argument(help="An index folder made by `somelvlm index build`.")],
+    input: Annotated[Path, typer.Option(help="Labelled posts (JSONL / CSV / Parquet: id, text, image, label).")],
+    model: Annotated[Path | None, typer.Option(help="The head that built the index [the one its stamp names].")] = None,
+    label_col: Annotated[str, typer.Option(help="Label column of --input.")] = "label",
+) -> None:
+    """Add newly labelled posts to an index: RKC predictions change with no retraining."""
+    from somelvlm.retrieval.build import add_to_index
+
+    if model is None:
+        stamp = index / "stamp.json"
+        if not stamp.is_file():
+            raise FileNotFoundError(f"{index} is not a retrieval index (no stamp.json)")
+        model = Path(json.loads(stamp.read_text(encoding="utf-8")).get("model") or "")
+    _print_index_summary(add_to_index(index, model, input, label_col=label_col))
+
+
+def _print_index_summary(summary) -> None:
+    console.print(f"{summary.added} posts added -> {summary.index} ({summary.total} in the index)")
+    for s in summary.skipped[:20]:
+        err_console.print(f"skipped {s['id']} (line {s['line']}): {s['reason']}: {s['message']}")
+    if len(summary.skipped) > 20:
+        err_console.print(f"... and {len(summary.skipped) - 20} more skipped")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,43 @@
+"""``analyze`` runs the shipped multimodal heads on image posts and leaves text posts as they were."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("efficientnet_lite_pytorch", reason="the features extra is needed")
+
+from somelvlm.models.mm_runtime import MM_ASSETS, MultimodalHeads  # noqa: E402
+from somelvlm.posts import Post  # noqa: E402
+
+from mm_helpers import draw_meme  # noqa: E402
+
+MM_TASKS = ["offensive_meme", "meme_sentiment", "verify_post"]
+"""Tasks an image+text head may serve; see assets/some-mini-mm/card.md for the ones shipped."""
+
+
+def test_shipped_heads_are_small_and_known():
+    heads = MultimodalHeads.shipped()
+    assert heads.tasks and set(heads.tasks) <= set(MM_TASKS) and "offensive_meme" in heads.tasks
+    total = sum(p.stat().st_size for p in MM_ASSETS.rglob("*") if p.is_file())
+    assert total < 10_000_000 and (MM_ASSETS / "card.md").is_file()
+
+
+def test_image_posts_get_image_text_heads_and_text_posts_do_not_change(feature_cache):
+    from somelvlm.analysis import Analyzer
+
+    posts = [Post(id="t", text="what a lovely day with friends"),
+             Post(id="i", text="you people are idiots", image=draw_meme(0, True))]
+    analyzer = Analyzer(tasks=MM_TASKS + ["emotion"])
+    rows = analyzer(posts)
+    analyzer.stages = []  # as Analyzer(multimodal=False)
+    plain = analyzer(posts)
+    assert rows[0] == plain[0]  # a text-only post: exactly as before
+    shipped = MultimodalHeads.shipped().tasks
+    for task in shipped:
+        assert rows[1][task]["modality"] == "image+text"
+        assert abs(sum(rows[1][task]["probs"].values()) - 1) < 1e-3
+        assert "modality" not in plain[1][task]
+    for task in set(MM_TASKS) - set(shipped):
+        assert rows[1][task] == plain[1][task]  # no image+text head: the text head's answer
+    assert rows[1]["emotion"] == plain[1]["emotion"]
