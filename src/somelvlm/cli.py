@@ -189,6 +189,55 @@ def eval_cmd(
     console.print(f"wrote {json_path} and {md_path}")
 
 
+@train_app.command("instruct")
+def train_instruct(
+    stage: Annotated[int, typer.Option(help="1: LoRA/QLoRA on the LM (text); 2: the connector (multimodal).")],
+    config: Annotated[Path, typer.Option(help="Recipe YAML, e.g. configs/some-lvlm-stage1.yaml.")],
+    out: Annotated[Path | None, typer.Option(help="Override the config's run folder.")] = None,
+    data: Annotated[Path | None, typer.Option(help="Override the config's SoMeData folder.")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after N optimizer steps.")] = None,
+) -> None:
+    """SoMeLVLM's two-step instruction tuning; resumes from OUT/checkpoints, logs OUT/train_log.jsonl."""
+    from somelvlm.train.instruct import InstructConfig, train
+
+    cfg = InstructConfig.from_yaml(config, stage=stage, out=str(out) if out else None,
+                                   data=str(data) if data else None, max_steps=max_steps)
+    folder = train(cfg, log=console.log)
+    console.print(f"model in {folder}")
+
+
+@app.command("generate")
+def generate_cmd(
+    task: Annotated[str, typer.Argument(help="A generation or classification task, e.g. detoxify, hashtags.")],
+    text: Annotated[list[str] | None, typer.Option("--text", help="A post (repeatable).")] = None,
+    input: Annotated[Path | None, typer.Option(help="Posts file (JSONL with 'text' and optional 'image').")] = None,
+    image: Annotated[list[Path] | None, typer.Option("--image", help="An image going with each --text (repeatable).")] = None,
+    model: Annotated[str, typer.Option(help="Generative model: shipped name or folder.")] = "some-lvlm",
+    prompt_index: Annotated[int, typer.Option(help="Which of the task's prompt templates.")] = 0,
+    max_new_tokens: Annotated[int, typer.Option(help="Upper bound on tokens per answer.")] = 64,
+    batch_size: Annotated[int, typer.Option(help="Prompts per model call.")] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSONL instead of a table.")] = False,
+) -> None:
+    """Run one task by generation over posts: rewrites, explanations, hashtags or parsed labels."""
+    from somelvlm.generate import generate_task, read_posts
+
+    posts = read_posts(text or [], image or [], input)
+    rows = generate_task(task, posts, model=model, prompt_index=prompt_index,
+                         max_new_tokens=max_new_tokens, batch_size=batch_size)
+    if as_json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{task} by {model}")
+    for col in ("id", "text", "answer", "label"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(str(row["id"]), row["text"][:80], row["answer"], str(row.get("label", "")))
+    console.print(table)
+
+
 def _split_commas(values: list[str] | None) -> list[str]:
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 
