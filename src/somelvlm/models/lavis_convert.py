@@ -160,14 +160,27 @@ def build_config(text_config: dict, state: dict[str, torch.Tensor], vision_confi
                               num_query_tokens=num_query)
 
 
+def add_vocab_row(state: dict[str, torch.Tensor], text_config: dict) -> int:
+    """Append one row (the mean) to the LM's input and output embeddings; returns its index."""
+    index = text_config["vocab_size"]
+    for key in ("language_model.model.embed_tokens.weight", "language_model.lm_head.weight"):
+        if key in state:
+            w = state[key]
+            state[key] = torch.cat([w, w.mean(0, keepdim=True)])
+    text_config["vocab_size"] = index + 1
+    return index
+
+
 def convert_lavis(checkpoint: Path, vicuna: Path, out: Path | None = None, vision: Path | None = None,
                   vision_config: dict | None = None, qformer_config: dict | None = None,
-                  allow_pickle: bool = False):
+                  allow_pickle: bool = False, dtype: torch.dtype = torch.float32,
+                  image_token_index: int | None = None):
     """Build (and with ``out``, save as safetensors) the InstructBLIP model of a LAVIS checkpoint.
 
     ``vision_config`` / ``qformer_config`` default to LAVIS's EVA ViT-g and BERT-base Q-Former; the
     test passes tiny ones. Every weight of the result must come from the inputs: a missing or
-    unexpected key is an error naming it."""
+    unexpected key is an error naming it. ``image_token_index``: the id of ``<image>`` in the LM's
+    vocabulary when it already has one; otherwise a row is added for it."""
     from transformers import InstructBlipForConditionalGeneration
 
     lavis = load_torch_state(checkpoint, allow_pickle)
@@ -178,12 +191,20 @@ def convert_lavis(checkpoint: Path, vicuna: Path, out: Path | None = None, visio
         raise ValueError(f"{checkpoint} has no visual_encoder.* weights: pass vision=eva_vit_g.pth (--vision)")
     text_config = json.loads((Path(vicuna) / "config.json").read_text(encoding="utf-8"))
     state = lavis_to_hf(lavis, load_hf_folder_state(vicuna))
+    if image_token_index is None:
+        # transformers marks the query positions with an <image> token LAVIS never had: one new
+        # vocabulary row (the mean embedding; it is replaced by query outputs, never predicted)
+        image_token_index = add_vocab_row(state, text_config)
+        log.warning("added <image> as token %d: add it to the Vicuna tokenizer too "
+                    "(tokenizer.add_tokens(['<image>'], special_tokens=True))", image_token_index)
     config = build_config(text_config, state, vision_config, qformer_config)
+    config.image_token_index = config.image_token_id = image_token_index
     if config.text_config.tie_word_embeddings and "language_model.lm_head.weight" not in state:
         state["language_model.lm_head.weight"] = state["language_model.model.embed_tokens.weight"]
-    with torch.device("meta"):
-        model = InstructBlipForConditionalGeneration(config)
-    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
+    # built on CPU (meta tensors would leave non-persistent buffers such as position ids empty);
+    # for Vicuna-7b pass dtype=torch.float16 to halve the ~2 x 28 GB this needs in fp32
+    model = InstructBlipForConditionalGeneration(config).to(dtype)
+    missing, unexpected = model.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=False)
     if missing or unexpected:
         raise ValueError(f"conversion does not fit InstructBLIP: missing {missing[:5]}, unexpected {unexpected[:5]}")
     model.eval()
