@@ -132,6 +132,7 @@ def analyze_cmd(
     no_ocr: Annotated[bool, typer.Option("--no-ocr", help="Do not read text off images without a caption.")] = False,
     int8: Annotated[bool, typer.Option("--int8/--fp32", help="int8 encoder (~1.8x faster) or fp32 (~1.4 points better on TweetEval).")] = True,
     show: Annotated[bool | None, typer.Option("--show/--no-show", help="Print a table grouped by level (default: when no --out).")] = None,
+    generator: Annotated[str | None, typer.Option(help="Generative model for generation tasks (detoxify, hashtags, ...) [some-lvlm].")] = None,
 ) -> None:
     """Label every post for every chosen task; streamed, resumable, bad rows become error records."""
     import tempfile
@@ -141,7 +142,8 @@ def analyze_cmd(
 
     if not input.is_file():
         raise FileNotFoundError(f"input {input} not found")
-    analyzer = Analyzer(model, _split_commas(tasks), _split_commas(level), int8=int8, ocr=not no_ocr)
+    analyzer = Analyzer(model, _split_commas(tasks), _split_commas(level), int8=int8, ocr=not no_ocr,
+                        generator=generator)
     target = out or Path(tempfile.mkdtemp(prefix="somelvlm-")) / "analysis.jsonl"
     from somelvlm.batch.runner import ModelFailing
 
@@ -157,7 +159,8 @@ def analyze_cmd(
     if show or (show is None and out is None):
         from somelvlm.views import analysis_tables
 
-        for table in analysis_tables(target, analyzer.tasks):
+        shown = analyzer.tasks + ([t.name for t in analyzer.generative.tasks] if analyzer.generative else [])
+        for table in analysis_tables(target, shown):
             console.print(table)
 
 

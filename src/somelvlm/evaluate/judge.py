@@ -25,7 +25,7 @@ Answer to grade: {answer}
 How good is the answer compared with the reference (meaning kept, task done, fluent)?
 Reply with one number from 1 (useless) to 5 (as good as the reference) and nothing else."""
 
-_SCORE = re.compile(r"(?<![\d.])([1-5])(?![\d.])")
+_SCORE = re.compile(r"(?<![\d.])([1-5])(?!\d|\.\d)")
 
 
 @dataclass
