@@ -82,6 +82,8 @@ class InstructConfig:
     """mlp connector: the 7x7 grid pooled to image_pool x image_pool tokens."""
     num_queries: int = 8
     """qformer connector: learned queries = image tokens."""
+    connector_hidden: int = 512
+    """Hidden width of the connector (mlp: projector; qformer: query transformer)."""
     checkpoint_every: int = 50
     log_every: int = 5
     num_threads: int = 2
@@ -190,7 +192,8 @@ def build_model(config: InstructConfig):
             p.requires_grad_(False)
         dim = model.lm.get_input_embeddings().embedding_dim
         model.connector = build_connector(ConnectorConfig(lm_dim=dim, kind=config.connector, pool=config.image_pool,
-                                                          num_queries=config.num_queries))
+                                                          num_queries=config.num_queries,
+                                                          hidden=config.connector_hidden))
         return model, tokenizer, meta["base"]
     from peft import LoraConfig, get_peft_model
 
@@ -346,7 +349,7 @@ def _training_record(config: InstructConfig, records: list[dict], out: Path) -> 
         lines = log_path.read_text(encoding="utf-8").strip().splitlines()
         last = json.loads(lines[-1]) if lines else None
     keep = ("max_len", "max_answer_tokens", "batch_size", "grad_accum", "lr", "epochs", "max_steps",
-            "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "lora_layers", "quantize", "connector", "image_pool",
+            "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "lora_layers", "quantize", "connector", "image_pool", "connector_hidden",
             "num_queries", "seed", "max_per_task", "data")
     return {"records": len(records), "per_task": per_task, "last_log": last,
             "options": {k: getattr(config, k) for k in keep}}
