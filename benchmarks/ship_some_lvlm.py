@@ -34,7 +34,12 @@ def _stage(name: str, rec: dict | None) -> list[str]:
         return [f"- {name}: not run"]
     opts = rec["options"]
     per = ", ".join(f"{t} {n}" for t, n in sorted(rec["per_task"].items()))
-    return [f"- {name}: {rec['records']} SoMeData train records ({per}) from `{opts['data']}`; "
+    steps = (rec.get("last_log") or {}).get("step", 0)
+    planned = -(-rec["records"] // (opts["batch_size"] * opts["grad_accum"])) * opts["epochs"]
+    seen = min(rec["records"] * opts["epochs"], steps * opts["batch_size"] * opts["grad_accum"])
+    stop = f" Stopped early (CPU time) after {steps} of {planned} planned steps" if steps < planned else f" {steps} steps"
+    return [f"- {name}: a pool of {rec['records']} SoMeData train records ({per}) from `{opts['data']}`.{stop}: "
+            f"{seen} records seen once, in a fixed shuffled order. Options: "
             f"{', '.join(f'{k}={v}' for k, v in sorted(opts.items()) if k != 'data')}."]
 
 

@@ -241,6 +241,25 @@ def generate_cmd(
     console.print(table)
 
 
+@app.command("convert-lavis")
+def convert_lavis_cmd(
+    checkpoint: Annotated[Path, typer.Option(help="SoMeLVLM's LAVIS checkpoint.pth (Q-Former, queries, llm_proj).")],
+    vicuna: Annotated[Path, typer.Option(help="Vicuna-7b-v1.1 Hugging Face folder (safetensors).")],
+    out: Annotated[Path, typer.Option(help="Output folder for InstructBlipForConditionalGeneration.")],
+    vision: Annotated[Path | None, typer.Option(help="LAVIS eva_vit_g.pth when the checkpoint lacks the ViT.")] = None,
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Unpickle non-tensor objects (trusted files only).")] = False,
+    fp16: Annotated[bool, typer.Option("--fp16/--fp32", help="Weights dtype of the converted model.")] = True,
+) -> None:
+    """Convert SoMeLVLM's published LAVIS InstructBLIP weights to a transformers model folder."""
+    import torch
+
+    from somelvlm.models.lavis_convert import convert_lavis
+
+    convert_lavis(checkpoint, vicuna, out, vision=vision, allow_pickle=allow_pickle,
+                  dtype=torch.float16 if fp16 else torch.float32)
+    console.print(f"InstructBLIP written to {out}; load it with HFVisionGenerator({str(out)!r})")
+
+
 def _split_commas(values: list[str] | None) -> list[str]:
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 

@@ -279,6 +279,8 @@ def train(config: InstructConfig, log: Callable[[str], None] = print) -> Path:
         step = json.loads((latest / "schedule.json").read_text())["step"]
         log(f"resumed from {latest} at step {step}")
     model.train()
+    if config.stage == 2:
+        model.lm.eval()  # the frozen LM runs as at inference (no LoRA dropout); only the connector trains
     bar = tqdm(total=total, initial=step, desc=f"stage {config.stage}", unit="step")
     logf = (out / "train_log.jsonl").open("a", encoding="utf-8")
     t0 = time.perf_counter()
