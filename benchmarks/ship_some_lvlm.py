@@ -37,7 +37,8 @@ def _stage(name: str, rec: dict | None) -> list[str]:
     steps = (rec.get("last_log") or {}).get("step", 0)
     planned = -(-rec["records"] // (opts["batch_size"] * opts["grad_accum"])) * opts["epochs"]
     seen = min(rec["records"] * opts["epochs"], steps * opts["batch_size"] * opts["grad_accum"])
-    stop = f" Stopped early (CPU time) after {steps} of {planned} planned steps" if steps < planned else f" {steps} steps"
+    stop = (f" Stopped early (CPU time) after {steps} of {planned} planned steps (the linear learning-rate "
+            f"decay was planned for {planned})" if steps < planned else f" {steps} steps")
     return [f"- {name}: a pool of {rec['records']} SoMeData train records ({per}) from `{opts['data']}`.{stop}: "
             f"{seen} records seen once, in a fixed shuffled order. Options: "
             f"{', '.join(f'{k}={v}' for k, v in sorted(opts.items()) if k != 'data')}."]
@@ -65,7 +66,9 @@ def card(config: dict, quality: dict | None, log1: Path | None, log2: Path | Non
     lines += _stage("Stage 1 (LoRA on the LM, text)", t.get("stage1"))
     lines += [f"  Loss: {_losses(log1)}."]
     lines += _stage("Stage 2 (connector, LM frozen, images)", t.get("stage2"))
-    lines += [f"  Loss: {_losses(log2)}.", ""]
+    lines += [f"  Loss: {_losses(log2)}.", "",
+              "Logged losses are single batches of 8 records: they swing with the batch's task mix (a hashtag or "
+              "explanation batch costs more than a label batch), so two points do not make a trend.", ""]
     if quality:
         from generation_quality import to_markdown
 
