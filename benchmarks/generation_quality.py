@@ -47,7 +47,7 @@ def load_test(somedata: Path, tasks: list[str], n: int) -> dict[str, list[dict]]
             r = json.loads(line)
             if r["task"] in tasks:
                 by_task.setdefault(r["task"], []).append(r)
-    return {t: sample(rs, n) for t, rs in sorted(by_task.items())}
+    return {t: sample(by_task[t], n) for t in tasks if t in by_task}  # in the order asked for
 
 
 def paradetox(root: Path):
@@ -101,8 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
     from PIL import Image
 
-    from somelvlm.evaluate.generative import (delete_words, generate_answers, judge_task, learn_toxic_words,
-                                              score_task)
+    from somelvlm.evaluate.generative import generate_answers, judge_task, score_task
     from somelvlm.models.generation import load_generator
     from somelvlm.models.lvlm import LVLMGenerator
 
@@ -140,8 +139,16 @@ def main(argv: list[str] | None = None) -> None:
                 posts = [r["conversations"][0]["value"] for r in records]
                 scores[task] |= judge_task(judge, task, records, answers, posts)
             print(which, task, json.dumps(scores[task]), flush=True)
-        summary["models"][which] = {"name": gen.name, "scores": scores, "images": reads_images,
-                                    "seconds": round(time.perf_counter() - t0, 1)}
+            summary["models"][which] = {"name": gen.name, "scores": scores, "images": reads_images,
+                                        "seconds": round(time.perf_counter() - t0, 1)}
+            write(summary, args, tests, detox_all, detox_train)  # after every task: a stopped run keeps its scores
+    write(summary, args, tests, detox_all, detox_train)
+    print(to_markdown(summary))
+
+
+def write(summary: dict, args, tests: dict, detox_all: dict, detox_train: list) -> None:
+    from somelvlm.evaluate.generative import delete_words, learn_toxic_words, score_task
+
     if "detoxify" in tests:
         words = learn_toxic_words(detox_train)
         recs = tests["detoxify"]
@@ -155,9 +162,8 @@ def main(argv: list[str] | None = None) -> None:
                         "split": "test", "decoding": "greedy", "cpu": cpu_name(), "threads": args.threads,
                         "tuned": str(args.tuned), "base": args.base, "judge": args.judge}
     args.out.mkdir(parents=True, exist_ok=True)
-    result_path.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    (args.out / "generation_quality.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     (args.out / "generation_quality.md").write_text(to_markdown(summary), encoding="utf-8")
-    print(to_markdown(summary))
 
 
 def _f(x) -> str:
