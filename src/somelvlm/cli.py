@@ -133,6 +133,7 @@ def analyze_cmd(
     int8: Annotated[bool, typer.Option("--int8/--fp32", help="int8 encoder (~1.8x faster) or fp32 (~1.4 points better on TweetEval).")] = True,
     show: Annotated[bool | None, typer.Option("--show/--no-show", help="Print a table grouped by level (default: when no --out).")] = None,
     rkc: Annotated[Path | None, typer.Option(help="A retrieval index (somelvlm index build): adds a kNN (RKC) prediction per post.")] = None,
+    generator: Annotated[str | None, typer.Option(help="Generative model for generation tasks (detoxify, hashtags, ...) [some-lvlm].")] = None,
 ) -> None:
     """Label every post for every chosen task; streamed, resumable, bad rows become error records."""
     import tempfile
@@ -142,7 +143,8 @@ def analyze_cmd(
 
     if not input.is_file():
         raise FileNotFoundError(f"input {input} not found")
-    analyzer = Analyzer(model, _split_commas(tasks), _split_commas(level), int8=int8, ocr=not no_ocr, rkc=rkc)
+    analyzer = Analyzer(model, _split_commas(tasks), _split_commas(level), int8=int8, ocr=not no_ocr, rkc=rkc,
+                        generator=generator)
     target = out or Path(tempfile.mkdtemp(prefix="somelvlm-")) / "analysis.jsonl"
     from somelvlm.batch.runner import ModelFailing
 
@@ -158,7 +160,8 @@ def analyze_cmd(
     if show or (show is None and out is None):
         from somelvlm.views import analysis_tables
 
-        for table in analysis_tables(target, analyzer.tasks):
+        shown = analyzer.tasks + ([t.name for t in analyzer.generative.tasks] if analyzer.generative else [])
+        for table in analysis_tables(target, shown):
             console.print(table)
 
 
@@ -216,6 +219,74 @@ def serve_cmd(
                       request_timeout_s=request_timeout_s, max_concurrency=max_concurrency,
                       batch_wait_ms=batch_wait_ms, max_batch=max_batch, cors_origins=_split_commas(cors_origin),
                       int8=int8, threads=threads))
+
+
+@train_app.command("instruct")
+def train_instruct(
+    stage: Annotated[int, typer.Option(help="1: LoRA/QLoRA on the LM (text); 2: the connector (multimodal).")],
+    config: Annotated[Path, typer.Option(help="Recipe YAML, e.g. configs/some-lvlm-stage1.yaml.")],
+    out: Annotated[Path | None, typer.Option(help="Override the config's run folder.")] = None,
+    data: Annotated[Path | None, typer.Option(help="Override the config's SoMeData folder.")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after N optimizer steps.")] = None,
+) -> None:
+    """SoMeLVLM's two-step instruction tuning; resumes from OUT/checkpoints, logs OUT/train_log.jsonl."""
+    from somelvlm.train.instruct import InstructConfig, train
+
+    cfg = InstructConfig.from_yaml(config, stage=stage, out=str(out) if out else None,
+                                   data=str(data) if data else None, max_steps=max_steps)
+    folder = train(cfg, log=console.log)
+    console.print(f"model in {folder}")
+
+
+@app.command("generate")
+def generate_cmd(
+    task: Annotated[str, typer.Argument(help="A generation or classification task, e.g. detoxify, hashtags.")],
+    text: Annotated[list[str] | None, typer.Option("--text", help="A post (repeatable).")] = None,
+    input: Annotated[Path | None, typer.Option(help="Posts file (JSONL with 'text' and optional 'image').")] = None,
+    image: Annotated[list[Path] | None, typer.Option("--image", help="An image going with each --text (repeatable).")] = None,
+    model: Annotated[str, typer.Option(help="Generative model: shipped name or folder.")] = "some-lvlm",
+    prompt_index: Annotated[int, typer.Option(help="Which of the task's prompt templates.")] = 0,
+    max_new_tokens: Annotated[int, typer.Option(help="Upper bound on tokens per answer.")] = 64,
+    batch_size: Annotated[int, typer.Option(help="Prompts per model call.")] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSONL instead of a table.")] = False,
+) -> None:
+    """Run one task by generation over posts: rewrites, explanations, hashtags or parsed labels."""
+    from somelvlm.generate import generate_task, read_posts
+
+    posts = read_posts(text or [], image or [], input)
+    rows = generate_task(task, posts, model=model, prompt_index=prompt_index,
+                         max_new_tokens=max_new_tokens, batch_size=batch_size)
+    if as_json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{task} by {model}")
+    for col in ("id", "text", "answer", "label"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(str(row["id"]), row["text"][:80], row["answer"], str(row.get("label", "")))
+    console.print(table)
+
+
+@app.command("convert-lavis")
+def convert_lavis_cmd(
+    checkpoint: Annotated[Path, typer.Option(help="SoMeLVLM's LAVIS checkpoint.pth (Q-Former, queries, llm_proj).")],
+    vicuna: Annotated[Path, typer.Option(help="Vicuna-7b-v1.1 Hugging Face folder (safetensors).")],
+    out: Annotated[Path, typer.Option(help="Output folder for InstructBlipForConditionalGeneration.")],
+    vision: Annotated[Path | None, typer.Option(help="LAVIS eva_vit_g.pth when the checkpoint lacks the ViT.")] = None,
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Unpickle non-tensor objects (trusted files only).")] = False,
+    fp16: Annotated[bool, typer.Option("--fp16/--fp32", help="Weights dtype of the converted model.")] = True,
+) -> None:
+    """Convert SoMeLVLM's published LAVIS InstructBLIP weights to a transformers model folder."""
+    import torch
+
+    from somelvlm.models.lavis_convert import convert_lavis
+
+    convert_lavis(checkpoint, vicuna, out, vision=vision, allow_pickle=allow_pickle,
+                  dtype=torch.float16 if fp16 else torch.float32)
+    console.print(f"InstructBLIP written to {out}; load it with HFVisionGenerator({str(out)!r})")
 
 
 def _split_commas(values: list[str] | None) -> list[str]:

@@ -10,6 +10,10 @@ from rich.table import Table
 
 def _cell(pred: dict) -> tuple[str, str]:
     """``(answer, confidence)`` for one task's prediction."""
+    if "text" in pred:  # a generation task's answer
+        return pred["text"][:120] or "(empty)", ""
+    if "prob" not in pred:  # a label parsed from a generated answer
+        return str(pred.get("label", "")).replace("_", " "), ""
     if "value" in pred:
         return f"{pred['value']:.2f} / 5", ""
     if "targets" in pred:

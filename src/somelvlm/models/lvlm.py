@@ -1,0 +1,306 @@
+"""The generative SoMe-LVLM: a frozen vision encoder, a connector and any Hugging Face causal LM,
+joined through ``inputs_embeds``.
+
+An image enters the prompt where SoMeData puts ``<image>``: the encoder's grid features
+(EfficientNet-Lite0, 7x7x1280, from the feature cache) go through the connector and replace a run
+of ``connector.num_tokens`` placeholder positions. A meme's OCR text is part of the prompt text.
+
+A saved model is a folder::
+
+    config.json   {"backend": "lvlm", "base": {"name": ..., "digest": ...}, "connector": {...} | null,
+                   "vision_encoder": "efficientnet_lite0_grid", "max_prompt_tokens": 768, ...}
+    adapter/      peft LoRA adapter (adapter_config.json, adapter_model.safetensors)
+    connector.safetensors   (when trained)
+    card.md
+
+>>> gen = LVLMGenerator("some-lvlm")                                   # doctest: +SKIP
+>>> gen.generate(["Detoxify: shut up, idiot"], config=GenerationConfig(max_new_tokens=24))
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from somelvlm.data.somedata import IMAGE_TOKEN
+from somelvlm.models.base_lm import BaseModelError, check_base, resolve_base, weights_digest
+from somelvlm.models.connector import ConnectorConfig, build_connector
+from somelvlm.models.generation import GenerationConfig
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+log = logging.getLogger(__name__)
+
+DEFAULT_VISION_ENCODER = "efficientnet_lite0_grid"
+
+
+@dataclass
+class EncodedPrompt:
+    """Token ids of one chat-formatted prompt and where its image tokens go."""
+
+    ids: list[int]
+    image_mask: list[bool]
+    """True at the ``num_tokens`` placeholder positions the connector's output replaces."""
+    truncated: int = 0
+    """How many prompt tokens were cut to fit the context."""
+
+
+def render_chat(tokenizer, prompt: str) -> str:
+    """The prompt as the LM's chat template renders one user turn, ready for the answer."""
+    messages = [{"role": "user", "content": prompt}]
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return f"User: {prompt}\nAssistant:"
+
+
+def encode_prompt(tokenizer, prompt: str, num_image_tokens: int, with_image: bool,
+                  max_tokens: int) -> EncodedPrompt:
+    """Tokenise ``prompt`` in the chat format; with an image, ``num_image_tokens`` placeholders sit
+    where ``<image>`` is (added at the start when missing). Longer prompts lose tokens from the
+    middle of their longest text piece, so the instruction at either end survives."""
+    text = prompt.strip()
+    if with_image and IMAGE_TOKEN not in text:
+        text = f"{IMAGE_TOKEN}\n{text}"
+    if not with_image:
+        text = text.replace(IMAGE_TOKEN, "").strip()
+    pieces = render_chat(tokenizer, text).split(IMAGE_TOKEN)
+    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in pieces]
+    fixed = num_image_tokens * (len(pieces) - 1)
+    excess = sum(map(len, encoded)) + fixed - max_tokens
+    if excess > 0:
+        longest = max(range(len(encoded)), key=lambda i: len(encoded[i]))
+        piece = encoded[longest]
+        if len(piece) <= excess + 8:
+            raise ValueError(f"prompt cannot fit in {max_tokens} tokens even after truncation")
+        keep = len(piece) - excess
+        encoded[longest] = piece[: keep // 2] + piece[len(piece) - (keep - keep // 2):]
+    placeholder = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids: list[int] = []
+    mask: list[bool] = []
+    for i, piece in enumerate(encoded):
+        if i:
+            ids += [placeholder] * num_image_tokens
+            mask += [True] * num_image_tokens
+        ids += piece
+        mask += [False] * len(piece)
+    return EncodedPrompt(ids, mask, max(excess, 0))
+
+
+class LVLM(nn.Module):
+    """Causal LM + optional connector; ``embed`` puts projected image tokens into the sequence."""
+
+    def __init__(self, lm: nn.Module, connector: nn.Module | None = None) -> None:
+        super().__init__()
+        self.lm = lm
+        self.connector = connector
+
+    @property
+    def num_image_tokens(self) -> int:
+        return self.connector.config.num_tokens if self.connector is not None else 0
+
+    def embed(self, input_ids: torch.Tensor, image_mask: torch.Tensor | None = None,
+              image_feats: torch.Tensor | None = None) -> torch.Tensor:
+        """input_ids: (batch, seq); image_mask: (batch, seq) bool; image_feats: (n_images, cells,
+        vision_dim), one per row whose mask is set, in row order -> (batch, seq, lm_dim)."""
+        embeds = self.lm.get_input_embeddings()(input_ids)                     # (batch, seq, lm_dim)
+        if image_mask is None or not bool(image_mask.any()):
+            return embeds
+        if self.connector is None or image_feats is None:
+            raise ValueError("the prompt has image positions but this model has no connector or no image features")
+        tokens = self.connector(image_feats.to(embeds.dtype))                  # (n_images, k, lm_dim)
+        embeds = embeds.clone()
+        embeds[image_mask] = tokens.reshape(-1, tokens.shape[-1]).to(embeds.dtype)
+        return embeds
+
+    def forward(self, input_ids, attention_mask, labels=None, image_mask=None, image_feats=None):
+        """Without labels: the LM's output. With labels (-100 = ignored): the mean next-token
+        cross-entropy, with the output layer applied only at answer positions (the 49k-word
+        vocabulary projection of every prompt position is most of a small LM's training cost)."""
+        embeds = self.embed(input_ids, image_mask, image_feats)
+        if labels is None:
+            return self.lm(inputs_embeds=embeds, attention_mask=attention_mask)
+        hidden = self.lm.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
+        target = labels[:, 1:]                                                  # (batch, seq-1)
+        keep = target != -100
+        logits = self.lm.get_output_embeddings()(hidden[:, :-1][keep])           # (n_answer, vocab)
+        return nn.functional.cross_entropy(logits.float(), target[keep])
+
+
+def image_features(images: list, extractor_name: str = DEFAULT_VISION_ENCODER) -> torch.Tensor:
+    """(n, cells, dim) frozen encoder features for PIL images or image paths, through the cache."""
+    import numpy as np
+
+    from somelvlm.features import FeatureCache, get_extractor
+
+    feats = FeatureCache().get_many(get_extractor(extractor_name), list(images))
+    return torch.from_numpy(np.stack([np.asarray(f, dtype=np.float32) for f in feats]))
+
+
+def load_lm(base: str | Path, dtype: torch.dtype = torch.float32):
+    """(model, tokenizer) of a base LM folder or known short name; weights only from safetensors."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = resolve_base(base)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, use_safetensors=True)
+    return model, tokenizer
+
+
+class LVLMGenerator:
+    """``Generator`` over an LVLM: batched greedy or sampled decoding from ``inputs_embeds``."""
+
+    def __init__(self, folder: str | Path | None = None, *, base: str | Path | None = None,
+                 merge: bool = True, num_threads: int | None = None, name: str | None = None,
+                 max_prompt_tokens: int | None = None, _parts: tuple | None = None) -> None:
+        if num_threads:
+            torch.set_num_threads(num_threads)
+        if _parts is not None:
+            self.model, self.tokenizer, meta = _parts
+        else:
+            if folder is None:
+                raise ValueError("LVLMGenerator needs a model folder (or use LVLMGenerator.from_base)")
+            self.model, self.tokenizer, meta = load_lvlm(folder, base=base, merge=merge)
+        self.meta = meta
+        self.name = name or meta.get("name", "lvlm")
+        self.vision_encoder = meta.get("vision_encoder", DEFAULT_VISION_ENCODER)
+        context = getattr(self.model.lm.config, "max_position_embeddings", 2048)
+        self.max_prompt_tokens = min(max_prompt_tokens or meta.get("max_prompt_tokens", 768), context)
+        self.model.eval()
+
+    @classmethod
+    def from_base(cls, base: str | Path = "smollm2-135m-instruct", **kwargs) -> LVLMGenerator:
+        """The base LM alone (zero-shot, no adapter, text only): the baseline of the paper's table."""
+        lm, tok = load_lm(base)
+        name = kwargs.pop("name", f"{Path(str(base)).name} (zero-shot)")
+        return cls(_parts=(LVLM(lm), tok, {"name": name}), name=name, **kwargs)
+
+    @classmethod
+    def from_model(cls, model: LVLM, tokenizer, **kwargs) -> LVLMGenerator:
+        return cls(_parts=(model, tokenizer, {}), **kwargs)
+
+    def generate(self, prompts: list[str], images: list[Image | None] | None = None,
+                 config: GenerationConfig | None = None) -> list[str]:
+        config = config or GenerationConfig()
+        images = list(images) if images is not None else [None] * len(prompts)
+        if len(images) != len(prompts):
+            raise ValueError(f"got {len(prompts)} prompts but {len(images)} images")
+        if any(im is not None for im in images) and self.model.connector is None:
+            raise ValueError(f"model {self.name!r} has no connector: it cannot read images (pass text only)")
+        limit = max(16, self.max_prompt_tokens - config.max_new_tokens)
+        encoded = [encode_prompt(self.tokenizer, p, self.model.num_image_tokens, im is not None, limit)
+                   for p, im in zip(prompts, images)]
+        cut = [i for i, e in enumerate(encoded) if e.truncated]
+        if cut:
+            log.warning("%d prompt(s) longer than %d tokens were truncated (items %s)", len(cut), limit, cut[:10])
+        with_image = [im for im in images if im is not None]
+        feats = image_features(with_image, self.vision_encoder) if with_image else None
+        ids, mask, image_mask = _left_pad(encoded, self.tokenizer.pad_token_id)
+        if config.temperature > 0 and config.seed is not None:
+            torch.manual_seed(config.seed)
+        sampling = dict(do_sample=True, temperature=config.temperature, top_p=config.top_p) \
+            if config.temperature > 0 else dict(do_sample=False)
+        with torch.inference_mode():
+            embeds = self.model.embed(ids, image_mask, feats)
+            out = self.model.lm.generate(inputs_embeds=embeds, attention_mask=mask,
+                                         max_new_tokens=config.max_new_tokens,
+                                         pad_token_id=self.tokenizer.pad_token_id,
+                                         eos_token_id=self.tokenizer.eos_token_id, **sampling)
+        answers = [a.strip() for a in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+        empty = sum(not a for a in answers)
+        if empty:
+            log.warning("%d of %d answers are empty", empty, len(answers))
+        return answers
+
+
+def _left_pad(encoded: list[EncodedPrompt], pad_id: int):
+    """(ids, attention_mask, image_mask), each (batch, longest), padded on the left for decoding."""
+    n = max(len(e.ids) for e in encoded)
+    ids = torch.full((len(encoded), n), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(encoded), n), dtype=torch.long)
+    image_mask = torch.zeros((len(encoded), n), dtype=torch.bool)
+    for row, e in enumerate(encoded):
+        k = len(e.ids)
+        ids[row, n - k:] = torch.tensor(e.ids)
+        mask[row, n - k:] = 1
+        image_mask[row, n - k:] = torch.tensor(e.image_mask)
+    return ids, mask, image_mask
+
+
+def save_lvlm(folder: Path, model: LVLM, tokenizer, meta: dict) -> Path:
+    """Write ``config.json``, the LoRA adapter and the connector into ``folder`` (atomically)."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    tmp = folder.parent / f".{folder.name}.tmp-save"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    config = {"backend": "lvlm", "vision_encoder": DEFAULT_VISION_ENCODER, **meta,
+              "connector": model.connector.config.to_dict() if model.connector is not None else None}
+    if hasattr(model.lm, "peft_config"):
+        model.lm.save_pretrained(tmp / "adapter", safe_serialization=True)
+        config["adapter"] = "adapter"
+    if model.connector is not None:
+        state = {k: v.detach().contiguous() for k, v in model.connector.state_dict().items()}
+        save_file(state, str(tmp / "connector.safetensors"))
+    (tmp / "config.json").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+    return folder
+
+
+def load_lvlm(folder: str | Path, base: str | Path | None = None, merge: bool = True):
+    """(LVLM, tokenizer, meta) from a saved folder; a missing or different base raises
+    ``BaseModelError`` naming the base it needs."""
+    from safetensors.torch import load_file
+
+    from somelvlm.models import model_folder
+
+    folder = model_folder(folder)
+    meta = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    need = meta.get("base") or {}
+    try:
+        lm, tokenizer = load_lm(base or need["name"])
+    except (BaseModelError, OSError, KeyError) as e:
+        raise BaseModelError(f"{folder} needs base model {need.get('name')!r} "
+                             f"(digest {need.get('digest')}): {e}") from e
+    check_base(need, lm, folder)
+    if meta.get("adapter"):
+        from peft import PeftModel
+
+        adapter = folder / meta["adapter"]
+        if not (adapter / "adapter_config.json").is_file():
+            raise BaseModelError(f"{folder}: adapter folder {adapter} is missing (the model needs base "
+                                 f"{need.get('name')!r} plus this adapter)")
+        try:
+            lm = PeftModel.from_pretrained(lm, adapter)
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise BaseModelError(f"the adapter in {adapter} does not fit this base: it needs base model "
+                                 f"{need.get('name')!r} ({e.__class__.__name__}: {str(e)[:200]})") from e
+        if merge:
+            lm = lm.merge_and_unload()
+    connector = None
+    if meta.get("connector"):
+        connector = build_connector(ConnectorConfig(**meta["connector"]))
+        if connector.config.lm_dim != lm.get_input_embeddings().embedding_dim:
+            raise BaseModelError(f"{folder}: connector outputs {connector.config.lm_dim}-d embeddings but base "
+                                 f"has {lm.get_input_embeddings().embedding_dim}: it needs base {need.get('name')!r}")
+        connector.load_state_dict(load_file(str(folder / "connector.safetensors")))
+    return LVLM(lm, connector), tokenizer, meta
+
+
+def base_record(lm: nn.Module, name: str) -> dict:
+    """What a saved model's ``config.json`` says about its base (checked on load)."""
+    return {"name": name, "digest": weights_digest(lm)}
