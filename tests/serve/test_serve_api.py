@@ -65,9 +65,15 @@ def test_openai_generator_client_against_the_server(server, tiny_generator):
     remote = GENERATORS.get("openai_http")(base_url=server.url + "/v1", model="tiny-llama", max_concurrency=4)
     assert isinstance(remote, Generator)
     prompts = ["a", "polite version of: you idiot", "hashtags: rain again"]
-    images = [None, Image.open(MEME).convert("RGB"), None]
     config = GenerationConfig(max_new_tokens=8)
-    assert remote.generate(prompts, images, config) == tiny_generator.generate(prompts, images, config)
+    assert remote.generate(prompts, None, config) == tiny_generator.generate(prompts, None, config)
+    # the tiny generator has no connector: an image is a clear client error, and the server stays up
+    r = httpx.post(server.url + "/v1/chat/completions", json={"model": "tiny-llama", "max_tokens": 4, "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {
+            "url": "data:image/png;base64," + base64.b64encode(MEME.read_bytes()).decode()}}]}]})
+    assert r.status_code == 400 and "cannot read images" in r.json()["error"]["message"], r.text
+    assert httpx.get(server.url + "/healthz").status_code == 200
+    assert Image  # PIL stays importable for the other tests
 
 
 def test_chat_with_the_classifier_answers_the_analysis_as_json(server):

@@ -1,8 +1,7 @@
 """A small real generator for the server's tests: a tiny random ``LlamaForCausalLM`` built from a
-config (no download), with the MiniLM WordPiece tokenizer that ships in a package. Registered in
-``GENERATORS`` as ``tiny_llama`` like any backend. Its answers are random words, but they come from
-a real model through the real code path. The integrator should point the generative tests at the
-real ``lvlm`` backend once that branch lands.
+config (no download), with the MiniLM WordPiece tokenizer that ships in a package, decoded by the
+real ``lvlm`` backend (``LVLMGenerator``). Registered in ``GENERATORS`` as ``tiny_llama`` because its
+folder holds a bare LM, not an adapter. Its answers are random words, from the real code path.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
-from somelvlm.models.generation import GENERATORS, GenerationConfig
+from somelvlm.models.generation import GENERATORS
 
 GENERATORS.register("tiny_llama", "tiny_generator:TinyLlamaGenerator")
 
@@ -38,33 +37,11 @@ def make_tiny_llama(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-class TinyLlamaGenerator:
-    """Greedy (or sampled) decoding with a tiny causal LM; images are accepted and ignored (text-only)."""
+def TinyLlamaGenerator(folder: Path | str, **_kwargs):
+    """The real ``lvlm`` generator (``LVLMGenerator.from_base``) over the tiny LM in ``folder``: text only,
+    no adapter, the same decoding code path as the shipped SoMe-LVLM."""
+    from somelvlm.models.lvlm import LVLMGenerator
 
-    def __init__(self, folder: Path | str, **_kwargs) -> None:
-        import torch
-        from transformers import AutoTokenizer, LlamaForCausalLM
-
-        folder = Path(folder)
-        self.name = json.loads((folder / "config.json").read_text()).get("name", folder.name)
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.model = LlamaForCausalLM.from_pretrained(folder, use_safetensors=True).eval()
-        self.calls = 0
-        self._torch = torch
-
-    def generate(self, prompts, images=None, config=None):
-        config = config or GenerationConfig()
-        self.calls += 1
-        out = []
-        with self._torch.inference_mode():
-            for prompt in prompts:  # one at a time: answers do not depend on how requests were batched
-                enc = self.tokenizer(prompt, return_tensors="pt", truncation=True, max_length=256,
-                                     return_token_type_ids=False)
-                sample = config.temperature > 0
-                if sample and config.seed is not None:
-                    self._torch.manual_seed(config.seed)
-                ids = self.model.generate(**enc, max_new_tokens=config.max_new_tokens, do_sample=sample,
-                                          temperature=config.temperature if sample else None,
-                                          top_p=config.top_p if sample else None, pad_token_id=0)
-                out.append(self.tokenizer.decode(ids[0, enc["input_ids"].shape[1]:], skip_special_tokens=True))
-        return out
+    folder = Path(folder)
+    name = json.loads((folder / "config.json").read_text()).get("name", folder.name)
+    return LVLMGenerator.from_base(folder, name=name)

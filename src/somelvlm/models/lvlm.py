@@ -176,6 +176,11 @@ class LVLMGenerator:
         self.max_prompt_tokens = min(max_prompt_tokens or meta.get("max_prompt_tokens", 768), context)
         self.model.eval()
 
+    @property
+    def reads_images(self) -> bool:
+        """True when the model has a vision connector (the server refuses images otherwise)."""
+        return self.model.connector is not None
+
     @classmethod
     def from_base(cls, base: str | Path = "smollm2-135m-instruct", **kwargs) -> LVLMGenerator:
         """The base LM alone (zero-shot, no adapter, text only): the baseline of the paper's table."""

@@ -155,9 +155,14 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
         rows = await classify_batcher.submit((text, tuple(choice.classify))) if choice.classify else {}
         results = {t: service.format(t, rows[t], req.probability_digits) for t in choice.classify}
         generated = {}
+        if choice.generate and image is not None and not generator_reads_images(service.generator):
+            for t in [t for t in choice.generate if service.task_image(t, image) is not None]:
+                choice.generate.remove(t)
+                choice.skipped[t] = f"the generative model {service.generator.name} cannot read images"
         if choice.generate:
             cfg = gen_config(128, 0.0, 1.0, None)
-            texts = await asyncio.gather(*(generate_batcher.submit((service.task_prompt(t, text), image, cfg))
+            texts = await asyncio.gather(*(generate_batcher.submit((service.task_prompt(t, text),
+                                                                    service.task_image(t, image), cfg))
                                            for t in choice.generate))
             generated = dict(zip(choice.generate, texts))
         return {"id": req.id, "model": service.model_name, "text_source": source,
@@ -203,6 +208,8 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
             if len(images) != len(req.prompts):
                 raise APIError(400, f"images has {len(images)} entries for {len(req.prompts)} prompts", param="images")
             decoded = [await read_image(img, f"images[{i}]") for i, img in enumerate(images)]
+            if any(img is not None for img in decoded):
+                refuse_images_if_text_only(generator_reads_images(service.generator), service.generator.name, "images")
             cfg = gen_config(req.max_new_tokens, req.temperature, req.top_p, req.seed)
             texts = await asyncio.gather(*(generate_batcher.submit((p, img, cfg))
                                            for p, img in zip(req.prompts, decoded)))
@@ -236,6 +243,8 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
         async def work():
             prompt, image_uri = generation_prompt(req.messages)
             image = await read_image(image_uri, "image_url")
+            if image is not None:
+                refuse_images_if_text_only(generator_reads_images(generator), generator.name, "image_url")
             cfg = gen_config(req.max_completion_tokens or req.max_tokens or 128, req.temperature, req.top_p, req.seed)
             text = await generate_batcher.submit((prompt, image, cfg))
             return completion(generator.name, text)
@@ -381,3 +390,15 @@ async def _form_to_request(form, allowed: set[str]):
     if form.get("probability_digits"):
         payload["probability_digits"] = form.get("probability_digits")
     return _validate(AnalyzeRequest, payload), image
+
+
+def generator_reads_images(generator) -> bool:
+    """Whether ``generator`` takes images; backends that do not say are assumed to (remote servers)."""
+    return bool(getattr(generator, "reads_images", True))
+
+
+def refuse_images_if_text_only(reads_images: bool, name: str, param: str) -> None:
+    """A 400 naming the model, instead of a failure inside the batch, for an image sent to a text-only model."""
+    if not reads_images:
+        raise APIError(400, f"model {name!r} cannot read images (it has no vision connector): send text only",
+                       param=param)

@@ -93,6 +93,13 @@ class AnalysisService:
         return self.generator.generate(prompts, images if any(i is not None for i in images) else None,
                                        config=items[0][2])
 
+    def task_image(self, task: str, image):
+        """The post's image for a task that reads one; text tasks (detoxify, hashtags) get None, so a
+        text-only generator can still run them on image posts."""
+        from somelvlm.taxonomy.registry import get_task
+
+        return image if get_task(task).modality != "text" else None
+
     def task_prompt(self, task: str, text: str) -> str:
         from somelvlm.taxonomy.registry import get_task
 
