@@ -20,11 +20,12 @@ class Analyzer:
     """The main job: a loaded model plus the chosen tasks; call it on a batch of ``Post``s."""
 
     def __init__(self, model: str | Path | None = None, tasks: list[str] | None = None,
-                 levels: list[str] | None = None, *, int8: bool = True, ocr: bool = True) -> None:
+                 levels: list[str] | None = None, *, int8: bool = False, ocr: bool = True,
+                 runtime: str = "auto") -> None:
         from somelvlm.models import load_model
         from somelvlm.taxonomy.registry import select_tasks
 
-        self.model = load_model(model, int8=int8)
+        self.model = load_model(model, int8=int8, runtime=runtime)
         available = set(self.model.tasks)
         if tasks:
             missing = [t for t in tasks if t not in available]

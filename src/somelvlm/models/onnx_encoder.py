@@ -124,7 +124,8 @@ def _export(model, args, path: Path, dynamo: bool) -> None:
 class OnnxEncoder:
     """The exported encoder in an ONNX Runtime session: ``embed(ids, mask)`` -> (batch, dim) float32.
 
-    Full graph optimizations; ``threads`` intra-op threads (one inter-op thread)."""
+    Full graph optimizations; ``threads`` intra-op threads (one inter-op thread) that sleep instead of
+    spinning between calls (spinning threads steal the cores of a shared machine)."""
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         try:
@@ -137,6 +138,7 @@ class OnnxEncoder:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-waiting on shared CPUs
         self.path = Path(path)
         self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
