@@ -154,7 +154,9 @@ def markdown(r: dict) -> str:
              (f"Command: `python benchmarks/speed.py`. {r['threads']} threads on {r['cpu']}; real tweets "
               "(TweetEval sentiment test). Machine load average (1 min) "
               f"{r['loadavg_1m_start']} at the start, {r['loadavg_1m_end']} at the end, on {os.cpu_count()} cores: "
-              "a shared machine depresses absolute numbers; the back-to-back column gives the fair ratio."), "",
+              "on a shared machine absolute numbers are depressed and noisy. Compare runtimes within one column; "
+              "where the two columns disagree on the order, the load changed during the run (or the runtimes "
+              "interfere inside one process) and neither ratio is settled."), "",
              "| variant | tasks | posts | posts/s (own process) | posts/s (back to back, one process) | "
              "ratio to torch fp32 (back to back) | peak RSS, own process (MB) |",
              "|---|---:|---:|---:|---:|---:|---:|"]
