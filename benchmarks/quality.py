@@ -1,6 +1,9 @@
 """Quality of SoMe-mini on every real test split, next to published numbers and offline peers.
 
-    python benchmarks/quality.py [--model some-mini] [--data-root ../shared/data] [--skip-frozen]
+    python benchmarks/quality.py [--model some-mini] [--data-root ../shared/data] [--skip-frozen] [--also torch-int8]
+
+"Ours" is the default runtime (ONNX Runtime fp32 when installed: batch-invariant); ``--also`` scores other
+runtimes as extra rows (torch-int8: the batch-dependent opt-in; torch: torch fp32).
 
 Writes benchmarks/results/quality.json and quality.md. Peers (pip install 'somelvlm[peers]'):
 hatesonar and alt-profanity-check on TweetEval hate and offensive, VADER on TweetEval sentiment.
@@ -114,18 +117,22 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--model", default=None)
     parser.add_argument("--data-root", type=Path, default=Path(os.environ.get("SOMELVLM_DATA", "../shared/data")))
     parser.add_argument("--skip-frozen", action="store_true")
-    parser.add_argument("--fp32", action="store_true", help="also score the unquantized encoder")
+    parser.add_argument("--also", action="append", default=[], choices=["torch", "torch-int8", "onnx"],
+                        help="also score this runtime (repeatable); its row is extra")
+    parser.add_argument("--fp32", action="store_true", help="(old flag) also score torch fp32")
     args = parser.parse_args(argv)
 
     from somelvlm.evaluate.harness import evaluate_model
     from somelvlm.models import load_model
 
     result: dict = {"published": PUBLISHED}
-    for variant, int8 in (("int8", True), ("fp32", False)) if args.fp32 else (("int8", True),):
-        model = load_model(args.model, int8=int8)
+    extra = list(dict.fromkeys(args.also + (["torch"] if args.fp32 else [])))
+    for key, runtime in (("ours", "auto"), *((f"ours_{r.replace('-', '_')}", r) for r in extra)):
+        model = load_model(args.model, runtime=runtime)
         start = time.perf_counter()
-        result[f"ours_{variant}"] = evaluate_model(model, model.tasks, args.data_root, "test")
-        result[f"ours_{variant}"]["seconds"] = round(time.perf_counter() - start, 1)
+        result[key] = evaluate_model(model, model.tasks, args.data_root, "test")
+        result[key]["runtime"] = model.runtime
+        result[key]["seconds"] = round(time.perf_counter() - start, 1)
     result["peers"] = peers(args.data_root)
     if not args.skip_frozen:
         result["frozen_minilm_lr"] = frozen_minilm(args.data_root)
@@ -139,7 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
 def markdown(r: dict) -> str:
     from somelvlm.evaluate.harness import to_markdown
 
-    ours = r["ours_int8"]["tasks"]
+    ours = r["ours"]["tasks"]
 
     def primary(name: str, tasks: dict) -> float:
         from somelvlm.evaluate.harness import _primary
@@ -153,10 +160,12 @@ def markdown(r: dict) -> str:
              "## TweetEval, against published numbers", "",
              "| model | emotion | hate | irony | offensive | stance | average |", "|---|---:|---:|---:|---:|---:|---:|"]
     row = [primary(t, ours) for t in FIVE]
-    lines.append(f"| **SoMe-mini (ours, int8)** | {' | '.join(f'{v:.1f}' for v in row)} | **{np.mean(row):.1f}** |")
-    if "ours_fp32" in r:
-        row32 = [primary(t, r["ours_fp32"]["tasks"]) for t in FIVE]
-        lines.append(f"| SoMe-mini (ours, fp32) | {' | '.join(f'{v:.1f}' for v in row32)} | {np.mean(row32):.1f} |")
+    lines.append(f"| **SoMe-mini (ours, {r['ours']['runtime']} runtime)** | {' | '.join(f'{v:.1f}' for v in row)} | "
+                 f"**{np.mean(row):.1f}** |")
+    for key in [k for k in r if k.startswith("ours_")]:
+        other = [primary(t, r[key]["tasks"]) for t in FIVE]
+        lines.append(f"| SoMe-mini ({r[key]['runtime']} runtime) | {' | '.join(f'{v:.1f}' for v in other)} | "
+                     f"{np.mean(other):.1f} |")
     if "frozen_minilm_lr" in r:
         f = r["frozen_minilm_lr"]
         lines.append(f"| frozen MiniLM + LR (measured here) | {' | '.join(f'{f[t]:.1f}' for t in FIVE)} | {f['average']:.1f} |")
@@ -175,7 +184,7 @@ def markdown(r: dict) -> str:
             continue
         for task, value in scores.items():
             lines.append(f"| {peer} | {task} | {primary(task, ours):.1f} | {value:.1f} |")
-    lines += ["", "## Every task", "", to_markdown(r["ours_int8"], "SoMe-mini (int8) on test").split("\n", 2)[2]]
+    lines += ["", "## Every task", "", to_markdown(r["ours"], f"SoMe-mini ({r['ours']['runtime']}) on test").split("\n", 2)[2]]
     return "\n".join(lines) + "\n"
 
 

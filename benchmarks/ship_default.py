@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> Path:
     elif args.seconds:
         config["trained"]["seconds"] = args.seconds
     (ASSET / "config.json").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
-    test = json.loads(args.quality.read_text(encoding="utf-8"))["ours_int8"] if args.quality else None
+    quality = json.loads(args.quality.read_text(encoding="utf-8")) if args.quality else {}
+    test = quality.get("ours", quality.get("ours_int8"))  # "ours_int8": results written before the onnx runtime
     card = write_card(ASSET, test=test)
     print(f"shipped to {ASSET}; card {card}")
     return ASSET

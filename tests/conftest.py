@@ -52,3 +52,17 @@ def make_tiny_encoder(folder: Path, seed: int = 0) -> Path:
 def tiny_encoder(tmp_path_factory) -> Path:
     pytest.importorskip("peft")
     return make_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory) -> Path:
+    """Exported ONNX encoders go to a per-session folder, not the user's ~/.cache (tiny test models get
+    a new weights digest every run); the shipped model is exported once per session and reused."""
+    folder = tmp_path_factory.mktemp("somelvlm-cache")
+    before = os.environ.get("SOMELVLM_CACHE")
+    os.environ["SOMELVLM_CACHE"] = str(folder)
+    yield folder / "onnx"
+    if before is None:
+        os.environ.pop("SOMELVLM_CACHE", None)
+    else:
+        os.environ["SOMELVLM_CACHE"] = before

@@ -20,13 +20,13 @@ class Analyzer:
     """The main job: a loaded model plus the chosen tasks; call it on a batch of ``Post``s."""
 
     def __init__(self, model: str | Path | None = None, tasks: list[str] | None = None,
-                 levels: list[str] | None = None, *, int8: bool = True, ocr: bool = True,
+                 levels: list[str] | None = None, *, int8: bool = False, ocr: bool = True,
                  multimodal: bool = True, rkc: str | Path | None = None,
-                 generator: str | Path | None = None) -> None:
+                 generator: str | Path | None = None, runtime: str = "auto") -> None:
         from somelvlm.models import load_model
         from somelvlm.taxonomy.registry import select_tasks
 
-        self.model = load_model(model, int8=int8)
+        self.model = load_model(model, int8=int8, runtime=runtime)
         # generation tasks named in ``tasks`` (detoxify, explanations, hashtags) run on the generative
         # model; levels keep selecting classification heads only
         generative = [t for t in select_tasks(tasks) if t.kind == "generation"] if tasks else []

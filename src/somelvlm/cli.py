@@ -115,6 +115,12 @@ def train_heads(
     console.print(f"best validation mean {state['best']:.2f}; model in {Path(cfg.out) / 'model'}")
 
 
+INT8_HELP = ("--int8: torch dynamic int8 encoder, opt-in only: its activation scale is computed per batch, so a "
+             "post's answer depends on the other posts in its batch; --fp32 (default): the same answer whatever the batch.")
+RUNTIME_HELP = ("Encoder runtime: auto (onnx when onnxruntime is installed, else torch), onnx (ONNX Runtime fp32, "
+                "fast), torch (torch fp32), torch-int8 (= --int8, batch-dependent).")
+
+
 @app.command("analyze")
 def analyze_cmd(
     input: Annotated[Path, typer.Argument(help="Posts: JSONL, CSV/TSV or Parquet.")],
@@ -130,7 +136,8 @@ def analyze_cmd(
     retry_errors: Annotated[bool, typer.Option("--retry-errors", help="Run again the rows whose earlier result was an error record.")] = False,
     fmt: Annotated[str | None, typer.Option("--format", help="Input format when the extension does not say: jsonl, csv, tsv, parquet.")] = None,
     no_ocr: Annotated[bool, typer.Option("--no-ocr", help="Do not read text off images without a caption.")] = False,
-    int8: Annotated[bool, typer.Option("--int8/--fp32", help="int8 encoder (~1.8x faster) or fp32 (~1.4 points better on TweetEval).")] = True,
+    int8: Annotated[bool, typer.Option("--int8/--fp32", help=INT8_HELP)] = False,
+    runtime: Annotated[str, typer.Option(help=RUNTIME_HELP)] = "auto",
     show: Annotated[bool | None, typer.Option("--show/--no-show", help="Print a table grouped by level (default: when no --out).")] = None,
     rkc: Annotated[Path | None, typer.Option(help="A retrieval index (somelvlm index build): adds a kNN (RKC) prediction per post.")] = None,
     generator: Annotated[str | None, typer.Option(help="Generative model for generation tasks (detoxify, hashtags, ...) [some-lvlm].")] = None,
@@ -144,7 +151,7 @@ def analyze_cmd(
     if not input.is_file():
         raise FileNotFoundError(f"input {input} not found")
     analyzer = Analyzer(model, _split_commas(tasks), _split_commas(level), int8=int8, ocr=not no_ocr, rkc=rkc,
-                        generator=generator)
+                        generator=generator, runtime=runtime)
     target = out or Path(tempfile.mkdtemp(prefix="somelvlm-")) / "analysis.jsonl"
     from somelvlm.batch.runner import ModelFailing
 
@@ -173,7 +180,8 @@ def eval_cmd(
     data_root: Annotated[Path | None, typer.Option(help="Folder with the upstream sources [env SOMELVLM_DATA, else ../shared/data].")] = None,
     out: Annotated[Path, typer.Option(help="Writes OUT.json and OUT.md.")] = Path("out/eval/results"),
     limit: Annotated[int | None, typer.Option(help="At most N items per task (a fixed sample).")] = None,
-    int8: Annotated[bool, typer.Option("--int8/--fp32", help="Quantized encoder (as analyze runs it).")] = True,
+    int8: Annotated[bool, typer.Option("--int8/--fp32", help=INT8_HELP)] = False,
+    runtime: Annotated[str, typer.Option(help=RUNTIME_HELP)] = "auto",
 ) -> None:
     """Score a model on real test splits with each task's official metrics."""
     from somelvlm.evaluate.harness import evaluate_model, to_markdown, write_results
@@ -184,7 +192,7 @@ def eval_cmd(
     data_root = data_root or _default_data_root()
     if not data_root.is_dir():
         raise FileNotFoundError(f"data root {data_root} not found: pass --data-root (or set SOMELVLM_DATA)")
-    m = load_model(model, int8=int8)
+    m = load_model(model, int8=int8, runtime=runtime)
     names = _split_commas(tasks) or m.tasks
     summary = evaluate_model(m, names, data_root, split, limit)
     summary["model"] = str(m.folder)

@@ -52,7 +52,7 @@ def write_card(folder: Path, test: dict | None = None) -> Path:
                      f"{'' if v is None else f'{v:.1f}'} | {'' if t is None else f'{t:.1f}'} |")
     if test and "tweeteval_five" in test:
         lines += ["", f"TweetEval five-task average on test (emotion, hate, irony, offensive, stance): "
-                      f"**{test['tweeteval_five']}** (int8 encoder, as `analyze` runs it)."]
+                      f"**{test['tweeteval_five']}** ({test.get('runtime', 'int8')} runtime, as `analyze` runs it)."]
     lines += ["", "Sources: " + ", ".join(sorted({s.name for h in config["heads"] for s in get_task(h["task"]).sources}
                                                  - {"somelvlm_testset"})) + " (see `somelvlm tasks show NAME`).",
               "", "## Config", "", "```json", json.dumps(cfg, indent=1), "```", ""]

@@ -88,32 +88,73 @@ def load_net(folder: Path, encoder_override: str | None = None):
     return tokenizer, net, config
 
 
+RUNTIMES = ("auto", "onnx", "torch", "torch-int8")
+"""How ``CompactModel`` runs its encoder. ``auto`` (default): ``onnx`` when onnxruntime is installed, else
+``torch`` with a one-line warning. ``onnx``: ONNX Runtime fp32 (fast, batch-invariant). ``torch``: torch fp32
+(batch-invariant). ``torch-int8``: torch dynamic int8 (fast, but its activation scale is computed over the
+whole padded batch, so a post's probabilities depend on its batch neighbours; explicit opt-in only)."""
+
+
 class CompactModel:
     """Inference: texts in, per-task probabilities out; one encoder pass per post for all tasks.
 
-    Length bucketing (posts sorted by length inside a batch window) keeps padding low; ``int8``
-    quantizes the encoder's Linear layers dynamically (about 1.5x faster on CPU).
+    Length bucketing (posts sorted by length inside a batch window) keeps padding low. The default
+    runtime (ONNX Runtime fp32, see ``RUNTIMES``) gives a post the same answer whatever else is in its
+    batch; ``int8=True`` is the old torch dynamic int8 path (``runtime="torch-int8"``), batch-dependent.
     """
 
-    def __init__(self, folder: Path | str | None = None, *, int8: bool = True, threads: int | None = None,
-                 batch_size: int = 64) -> None:
+    def __init__(self, folder: Path | str | None = None, *, runtime: str = "auto", int8: bool = False,
+                 threads: int | None = None, batch_size: int = 64, onnx_cache: Path | str | None = None) -> None:
         import torch
 
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+        if int8:
+            if runtime == "onnx":
+                raise ValueError("int8=True is torch dynamic int8: pass runtime='torch-int8' (or 'auto'), not 'onnx'")
+            runtime = "torch-int8"
         self.folder = Path(folder) if folder else ASSETS / "some-mini"
         self.tokenizer, net, self.config = load_net(self.folder)
         if threads:
             torch.set_num_threads(threads)
-        if int8:
+        self.onnx = None
+        if runtime in ("auto", "onnx"):
+            runtime = self._start_onnx(net.encoder, runtime, threads, onnx_cache)
+        if runtime == "torch-int8":
             import warnings
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 net.encoder = torch.ao.quantization.quantize_dynamic(net.encoder, {torch.nn.Linear},
                                                                      dtype=torch.qint8)
+        self.runtime = runtime
+        """The runtime in use: ``onnx``, ``torch`` or ``torch-int8`` (``auto`` resolved)."""
         self.net = net
         self.specs = net.specs
         self.max_length = int(self.config["max_length"])
         self.batch_size = batch_size
+
+    def _start_onnx(self, encoder, runtime: str, threads: int | None, cache) -> str:
+        """Load (exporting on first use) the ONNX encoder; for ``auto``, fall back to torch with a warning."""
+        import warnings
+
+        import torch
+
+        from somelvlm.models.onnx_encoder import load_onnx_encoder, onnx_available
+
+        if runtime == "auto" and not onnx_available():
+            warnings.warn("onnxruntime is not installed: SoMe-mini runs on torch fp32 (slower); "
+                          "pip install 'somelvlm[onnx]' for the fast runtime", RuntimeWarning, stacklevel=3)
+            return "torch"
+        try:
+            self.onnx = load_onnx_encoder(encoder, threads or torch.get_num_threads(), cache)
+        except (ImportError, RuntimeError) as err:
+            if runtime == "onnx":
+                raise
+            warnings.warn(f"ONNX runtime unavailable ({str(err)[:200]}): SoMe-mini runs on torch fp32 (slower)",
+                          RuntimeWarning, stacklevel=3)
+            return "torch"
+        return "onnx"
 
     @property
     def tasks(self) -> list[str]:
@@ -125,13 +166,16 @@ class CompactModel:
 
         out = np.zeros((len(texts), self.net.encoder.config.hidden_size), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        tensors = "np" if self.onnx is not None else "pt"
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 idx = order[start:start + self.batch_size]
                 enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                     max_length=self.max_length, return_tensors="pt")
-                emb = self.net.embed(enc["input_ids"], enc["attention_mask"])
-                out[idx] = emb.numpy()
+                                     max_length=self.max_length, return_tensors=tensors)
+                if self.onnx is not None:
+                    out[idx] = self.onnx.embed(enc["input_ids"], enc["attention_mask"])  # (batch, dim)
+                else:
+                    out[idx] = self.net.embed(enc["input_ids"], enc["attention_mask"]).numpy()
         return out
 
     def predict_proba(self, texts: list[str], tasks: list[str] | None = None) -> dict[str, np.ndarray]:
