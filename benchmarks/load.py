@@ -10,7 +10,7 @@ stops and the same model labels the same posts offline in batches of 64 (what `a
 offline throughput the server's throughput is compared with (target: >= 60 %). Bounded and
 self-stopping: each level ends after --duration, each request times out after 30 s, the whole run
 after --hard-limit seconds; the server is always stopped. Writes benchmarks/results/load.json and
-load.md. The machine is shared with other jobs: the load average is recorded with the numbers.
+load.md. The load average is recorded with the numbers (other jobs on the machine slow everything).
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ def write(result: dict, out: Path) -> None:
              f"`python benchmarks/load.py --duration {result['duration_s']:g}`: SoMe-mini {result['precision']}, all "
              f"{result['tasks_per_post']} heads per post, single real tweets per request, micro-batching window "
              f"{result['batch_wait_ms']:g} ms, {result['threads']} torch threads. {result['machine']['cpu']}, "
-             f"{result['machine']['cores']} cores, **shared with other jobs** (load average at start "
+             f"{result['machine']['cores']} cores (load average at start "
              f"{result['machine']['loadavg_at_start'][0]}).", "",
              "| clients | requests/s | p50 ms | p99 ms | mean batch | errors | 5xx | load avg |",
              "|---:|---:|---:|---:|---:|---|---:|---:|"]
@@ -217,12 +217,9 @@ def write(result: dict, out: Path) -> None:
               "| target | met |", "|---|---|",
               f"| zero 5xx | {t['zero_5xx']} |", f"| p99 <= 250 ms at 8 clients | {t['p99_8_clients_le_250ms']} |",
               f"| served throughput >= 60 % of offline | {t['throughput_ge_60pct_offline']} |", "",
-              "Read these numbers with the load average beside them: client, server and the offline run share "
-              "the 2 cores with every other job on the machine. The offline rate here is far below the "
-              "238 posts/s fp32 that `benchmarks/speed.py` measured on the quiet machine "
-              "(`benchmarks/results/speed.md`): these latencies are not what a quiet machine gives (that was not measured "
-              "here); the "
-              "throughput ratio compares runs under the same (drifting) load.", ""]
+              "Client, server and the offline run share the machine's cores, and any other job on the machine "
+              "slows all three: read the numbers with the load average beside them (about 2 means the machine "
+              "held only this benchmark). The throughput ratio compares runs under the same load.", ""]
     for path, text in ((out.with_suffix(".json"), json.dumps(result, indent=1) + "\n"), (out.with_suffix(".md"), "\n".join(lines))):
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(text, encoding="utf-8")
