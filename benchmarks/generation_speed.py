@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -80,12 +81,12 @@ def main(argv: list[str] | None = None) -> None:
         remote = GENERATORS.get("openai_http")(base_url=args.openai_url, model=args.openai_model)
         rows["openai_http"] = measure(remote, gen.tokenizer, prompts, args.batch, args.max_new_tokens)
     result = {"model": args.model, "device": "cuda" if torch.cuda.is_available() else "cpu", "cpu": cpu_name(),
-              "threads": args.threads, "max_new_tokens": args.max_new_tokens, "results": rows}
+              "loadavg_1m": round(os.getloadavg()[0], 2), "threads": args.threads, "max_new_tokens": args.max_new_tokens, "results": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "generation_speed.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     lines = ["# Generation speed (greedy, CPU)", "",
              f"Model {args.model} (SmolLM2-135M + merged LoRA), {args.threads} torch threads on {result['cpu']} "
-             "(a shared machine: other jobs ran at the same time).", "",
+             f"(1-minute load average at the end {result['loadavg_1m']} on {os.cpu_count()} cores: other jobs slow it).", "",
              "| mode | batch | prompts | new tokens | seconds | tokens/s | prompts/s |", "|---|---:|---:|---:|---:|---:|---:|"]
     for name, r in rows.items():
         lines.append(f"| {name} | {r['batch']} | {r['prompts']} | {r['new_tokens']} | {r['seconds']} "
