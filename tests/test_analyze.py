@@ -91,3 +91,14 @@ def test_eval_writes_json_and_markdown(tmp_path, data_root):
     assert "macro_f1[against,favor]" in summary["tasks"]["stance"]
     assert "pearson" in summary["tasks"]["humor_rating"]
     assert "| level | task |" in out.with_suffix(".md").read_text(encoding="utf-8")
+
+
+def test_demo_table_shows_ratings_stance_and_generated_answers():
+    """Every kind of prediction gets a visible answer cell (a merge once blanked ratings and stance)."""
+    from somelvlm.views import _cell
+
+    assert _cell({"value": 1.5}) == ("1.50 / 5", "")
+    assert _cell({"targets": {"hillary": {"label": "against", "prob": 0.6}, "atheism": {"label": "none", "prob": 0.9}}})[0] == "hillary: against"
+    assert _cell({"text": "a polite rewrite"}) == ("a polite rewrite", "")
+    assert _cell({"label": "not_hate", "answer": "not hate"}) == ("not hate", "")
+    assert _cell({"label": "joy", "prob": 0.5, "probs": {}})[0] == "joy"

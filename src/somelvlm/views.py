@@ -12,13 +12,13 @@ def _cell(pred: dict) -> tuple[str, str]:
     """``(answer, confidence)`` for one task's prediction."""
     if "text" in pred:  # a generation task's answer
         return pred["text"][:120] or "(empty)", ""
-    if "prob" not in pred:  # a label parsed from a generated answer
-        return str(pred.get("label", "")).replace("_", " "), ""
     if "value" in pred:
         return f"{pred['value']:.2f} / 5", ""
     if "targets" in pred:
         parts = [f"{t}: {p['label']}" for t, p in pred["targets"].items() if p["label"] != "none"]
         return ", ".join(parts) or "no stance", ""
+    if "prob" not in pred:  # a label parsed from a generated answer
+        return str(pred.get("label", "")).replace("_", " "), ""
     bar = "█" * round(pred["prob"] * 10)
     return pred["label"].replace("_", " "), f"{bar:<10} {pred['prob']:.2f}"
 
