@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     res = fit(data, args.work, args.kinds)
     (HERE / "results" / "head_refit.json").write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
     lines = ["# Refitting SoMe-mini's TweetEval heads by logistic regression (C, class weights on val)", "",
-             f"`python benchmarks/head_refit.py embed && python benchmarks/head_refit.py fit`. Test, official metrics.", "",
+             "`python benchmarks/head_refit.py embed && python benchmarks/head_refit.py fit`. Test, official metrics.", "",
              "| embeddings | " + " | ".join(FIVE) + " | average |", "|---|" + "---:|" * 6]
     for kind, row in res.items():
         lines.append(f"| {kind} | " + " | ".join(f"{row[t]['test']:.1f}" for t in FIVE) + f" | {row['average']:.1f} |")

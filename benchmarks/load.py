@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = start_server(port, args.int8, args.threads, args.batch_wait_ms)
-    levels, batch_means = [], []
+    levels = []
     load_before = os.getloadavg()
     try:
         wait_healthy(url, proc)

@@ -36,7 +36,7 @@ def analysis_tables(path: Path, tasks: list[str], limit: int = 20) -> list[Table
             if n >= limit:
                 break
             record = json.loads(line)
-            title = f"post {record['id']}" + (f" (text read by OCR)" if record.get("text_source") == "ocr" else "")
+            title = f"post {record['id']}" + (" (text read by OCR)" if record.get("text_source") == "ocr" else "")
             table = Table(title=title, title_justify="left", show_lines=False)
             for col in ("level", "task", "answer", "confidence"):
                 table.add_column(col)

@@ -5,7 +5,6 @@ and ``analyze --rkc`` adds a kNN prediction per post."""
 
 from __future__ import annotations
 
-import io
 import json
 import struct
 import zlib

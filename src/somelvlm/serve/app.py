@@ -354,8 +354,6 @@ def _validation_response(errors):
 
 async def _parse_multipart(request):
     """``(AnalyzeRequest, image bytes or None)`` from a form: text, image (file), tasks, levels, ..."""
-    from somelvlm.serve.schemas import AnalyzeRequest
-
     allowed = {"id", "text", "image", "tasks", "levels", "generate", "probability_digits"}
     form = await request.form(max_files=1, max_fields=len(allowed))
     try:

@@ -16,11 +16,10 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 
 @dataclass
@@ -74,13 +73,9 @@ class HeadsConfig:
 
     @classmethod
     def from_yaml(cls, path: Path, **overrides) -> HeadsConfig:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        known = {f.name for f in fields(cls)}
-        extra = set(data) - known
-        if extra:
-            raise ValueError(f"{path}: unknown keys {sorted(extra)}; known: {sorted(known)}")
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**data)
+        from somelvlm.train.config import config_from_yaml
+
+        return config_from_yaml(cls, path, **overrides)
 
 
 def train(config: HeadsConfig, log=print) -> dict:

@@ -22,7 +22,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -107,15 +107,9 @@ class InstructConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides) -> InstructConfig:
-        import yaml
+        from somelvlm.train.config import config_from_yaml
 
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**data)
+        return config_from_yaml(cls, path, **overrides)
 
 
 def load_records(config: InstructConfig) -> list[dict]:

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from somelvlm.models.multimodal import FUSIONS
 
@@ -78,13 +77,9 @@ class MultimodalConfig:
 
     @classmethod
     def from_yaml(cls, path: Path | str, **overrides):
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        known = {f.name for f in fields(cls)}
-        extra = set(data) - known
-        if extra:
-            raise ValueError(f"{path}: unknown keys {sorted(extra)}; known: {sorted(known)}")
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**data)
+        from somelvlm.train.config import config_from_yaml
+
+        return config_from_yaml(cls, path, **overrides)
 
 
 # -- shared by the multimodal and rgcl recipes -----------------------------------------------------
