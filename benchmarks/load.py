@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from somelvlm.serve.server import stop_process
 from _machine import cpu_name  # benchmarks/_machine.py (the script's folder is on sys.path)
 
 OUT = Path(__file__).parent / "results"
@@ -175,11 +176,10 @@ def main(argv: list[str] | None = None) -> None:
             levels.append(row)
             print(json.dumps(row), flush=True)
     finally:
-        proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(timeout=20)
+            stop_process(proc)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            pass  # killed: the measurements are already taken
     off_after = offline_in_subprocess(args, offline_seconds)
     print(json.dumps({"offline_after": off_after}), flush=True)
     off = {"posts_per_s": round((off_before["posts_per_s"] + off_after["posts_per_s"]) / 2, 1),

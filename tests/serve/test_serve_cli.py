@@ -51,10 +51,7 @@ def test_serve_command_starts_answers_and_stops_on_sigint(tiny_model):
                        headers={"Authorization": "Bearer token-from-env"})
         assert r.status_code == 200 and r.json()["model"] == "tiny-mini"
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        from somelvlm.serve.server import stop_process
+
+        stop_process(proc)
     assert proc.returncode in (0, -signal.SIGINT)

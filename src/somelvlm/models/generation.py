@@ -80,3 +80,11 @@ def load_generator(name: str, **kwargs) -> Generator:
         raise ValueError(f"{folder} is not a generative model (its config.json names backend "
                          f"{config.get('backend', 'compact')!r}; generators: {', '.join(GENERATORS)})")
     return GENERATORS.get(config["backend"])(folder, **kwargs)
+
+
+def paired_images(prompts: list[str], images: list[Image | None] | None) -> list[Image | None]:
+    """``images`` as a list with one entry (an image or None) per prompt; a length mismatch is an error."""
+    images = list(images) if images is not None else [None] * len(prompts)
+    if len(images) != len(prompts):
+        raise ValueError(f"got {len(prompts)} prompts but {len(images)} images")
+    return images

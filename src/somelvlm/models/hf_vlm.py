@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from somelvlm.models.generation import GenerationConfig
+from somelvlm.models.generation import GenerationConfig, paired_images
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -81,9 +81,7 @@ class HFVisionGenerator:
     def generate(self, prompts: list[str], images: list[Image | None] | None = None,
                  config: GenerationConfig | None = None) -> list[str]:
         config = config or GenerationConfig()
-        images = list(images) if images is not None else [None] * len(prompts)
-        if len(images) != len(prompts):
-            raise ValueError(f"got {len(prompts)} prompts but {len(images)} images")
+        images = paired_images(prompts, images)
         if any(m in self.model_type for m in NEEDS_IMAGE):
             from PIL import Image as PILImage
 

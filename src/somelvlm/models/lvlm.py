@@ -31,7 +31,7 @@ from torch import nn
 from somelvlm.data.somedata import IMAGE_TOKEN
 from somelvlm.models.base_lm import BaseModelError, check_base, resolve_base, weights_digest
 from somelvlm.models.connector import ConnectorConfig, build_connector
-from somelvlm.models.generation import GenerationConfig
+from somelvlm.models.generation import GenerationConfig, paired_images
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -195,9 +195,7 @@ class LVLMGenerator:
     def generate(self, prompts: list[str], images: list[Image | None] | None = None,
                  config: GenerationConfig | None = None) -> list[str]:
         config = config or GenerationConfig()
-        images = list(images) if images is not None else [None] * len(prompts)
-        if len(images) != len(prompts):
-            raise ValueError(f"got {len(prompts)} prompts but {len(images)} images")
+        images = paired_images(prompts, images)
         if any(im is not None for im in images) and self.model.connector is None:
             raise ValueError(f"model {self.name!r} has no connector: it cannot read images (pass text only)")
         limit = max(16, self.max_prompt_tokens - config.max_new_tokens)

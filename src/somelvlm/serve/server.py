@@ -79,3 +79,18 @@ class BackgroundServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def stop_process(proc, timeout: float = 20.0) -> int:
+    """Stop a ``somelvlm serve`` subprocess as Ctrl-C would (uvicorn shuts down cleanly), killing it
+    after ``timeout`` seconds; returns its exit code."""
+    import signal
+    import subprocess
+
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
