@@ -54,6 +54,8 @@ class InstructConfig:
     """Only records of these tasks (empty: all): ``tasks``."""
     max_per_task: int | None = None
     """At most N records per task, a fixed hash-ordered sample: ``max_per_task``."""
+    max_per_task_overrides: dict[str, int] = field(default_factory=dict)
+    """Per-task caps that replace ``max_per_task`` (e.g. more detox pairs): ``max_per_task_overrides``."""
     max_len: int = 256
     """Tokens per training sequence (prompt + answer); longer prompts lose their middle."""
     max_answer_tokens: int = 64
@@ -132,7 +134,8 @@ def load_records(config: InstructConfig) -> list[dict]:
     out = []
     for task in sorted(by_task):
         rows = sorted(by_task[task], key=lambda r: hashlib.sha1(r["id"].encode()).digest())
-        out += rows[: config.max_per_task] if config.max_per_task else rows
+        cap = config.max_per_task_overrides.get(task, config.max_per_task)
+        out += rows[:cap] if cap else rows
     return out
 
 
@@ -346,7 +349,7 @@ def _training_record(config: InstructConfig, records: list[dict], out: Path) -> 
         last = json.loads(lines[-1]) if lines else None
     keep = ("max_len", "max_answer_tokens", "batch_size", "grad_accum", "lr", "epochs", "max_steps",
             "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "lora_layers", "quantize", "connector", "image_pool", "connector_hidden",
-            "num_queries", "seed", "max_per_task", "data")
+            "num_queries", "seed", "max_per_task", "max_per_task_overrides", "data")
     return {"records": len(records), "per_task": per_task, "last_log": last,
             "options": {k: getattr(config, k) for k in keep}}
 
