@@ -41,3 +41,13 @@ def test_regression_and_generation():
     detox = get_task("detoxify")
     assert parse_answer(detox, "  a polite version ") == "a polite version"
     assert parse_answer(detox, "") == INVALID
+
+
+def test_aliases_the_question_invites():
+    """'Is it ironic?' is answered 'ironic' / 'not ironic': the task's aliases map them to its labels."""
+    irony = get_task("irony")
+    assert parse_answer(irony, "ironic") == "irony"
+    assert parse_answer(irony, "The tweet is not ironic.") == "non_irony"
+    assert parse_answer(irony, "non irony") == "non_irony"
+    assert parse_answer(irony, "ironic or not ironic") == INVALID
+    assert parse_answer(get_task("humor"), "Humorous.") == "humor"

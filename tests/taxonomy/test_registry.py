@@ -51,6 +51,7 @@ def test_bad_task_files_name_file_and_field(tmp_path):
         "level": ("level: knowledge_comprehension", "level: wisdom", "level"),
         "placeholder": ("{choices}", "{choices} {oops}", "oops"),
         "extra key": ("kind: classification", "kind: classification\ncolour: blue", "unknown keys"),
+        "alias of no label": ("kind: classification", "kind: classification\naliases: {glee: [gleeful]}", "aliases"),
     }
     for what, (old, new, expected) in cases.items():
         path = tmp_path / "emotion.yaml"

@@ -45,6 +45,7 @@ def parse_answer(task: Task, answer: str | None) -> str | float:
 
 def _parse_label(task: Task, answer: str) -> str:
     forms = {normalize(display_label(lab)): lab for lab in task.labels}
+    forms |= {normalize(alias): lab for lab, names in task.aliases.items() for alias in names}
     text = normalize(_PREFIX.sub("", answer.strip()))
     if text in forms:
         return forms[text]

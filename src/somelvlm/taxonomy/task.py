@@ -14,8 +14,8 @@ Modality = Literal["text", "image", "both"]
 KINDS: tuple[str, ...] = ("classification", "regression", "generation")
 MODALITIES: tuple[str, ...] = ("text", "image", "both")
 PLACEHOLDERS = {"text", "choices", "target", "range"}
-_KEYS = {"name", "level", "family", "modality", "kind", "description", "labels", "range", "metrics",
-         "sources", "prompts"}
+_KEYS = {"name", "level", "family", "modality", "kind", "description", "labels", "aliases", "range",
+         "metrics", "sources", "prompts"}
 
 
 class TaskFileError(ValueError):
@@ -60,6 +60,9 @@ class Task:
     """Instruction templates with ``{text}``, ``{choices}``, ``{target}``, ``{range}`` placeholders."""
     range: tuple[float, float] | None = None
     """Regression only: the inclusive range of valid answers."""
+    aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Classification only: label id -> other words an answer may use for it, where the question's
+    wording invites them ("Is it ironic?" -> ``irony: [ironic]``); the parser accepts them."""
     path: Path | None = field(default=None, compare=False)
 
     @property
@@ -137,6 +140,9 @@ class Task:
             raise fail("a classification task needs `labels` with at least two entries")
         if data["kind"] != "classification" and labels:
             raise fail("`labels` is only for classification tasks")
+        aliases = {str(k): tuple(str(a) for a in v) for k, v in (data.get("aliases") or {}).items()}
+        if set(aliases) - set(labels):
+            raise fail(f"`aliases` names labels {sorted(set(aliases) - set(labels))} not in `labels`")
         rng = data.get("range")
         if data["kind"] == "regression":
             if not (isinstance(rng, list) and len(rng) == 2 and rng[0] < rng[1]):
@@ -163,7 +169,7 @@ class Task:
         return cls(
             name=data["name"], level=data["level"], family=data["family"], modality=data["modality"],
             kind=data["kind"], description=str(data["description"]).strip(), labels=labels,
-            metrics=metrics, sources=sources, prompts=prompts, range=rng, path=path,
+            metrics=metrics, sources=sources, prompts=prompts, range=rng, aliases=aliases, path=path,
         )
 
 
