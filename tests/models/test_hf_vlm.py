@@ -45,9 +45,13 @@ def make_llava(folder):
 
 
 def make_qwen2_vl(folder):
-    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessor, Qwen2VLProcessor
+    """Saved as a hub Qwen2-VL folder is laid out (tokenizer, preprocessor_config.json, chat template),
+    with the PIL image processor: without torchvision the backend builds an images-only processor."""
+    import json
 
-    pytest.importorskip("torchvision", reason="Qwen2-VL's processor needs torchvision for its video processor")
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
     tok = make_tokenizer()
     torch.manual_seed(0)
     text = _text_config(tok, rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
@@ -60,11 +64,11 @@ def make_qwen2_vl(folder):
                            vision_start_token_id=tok.convert_tokens_to_ids("<|vision_start|>"),
                            vision_end_token_id=tok.convert_tokens_to_ids("<|vision_end|>"))
     Qwen2VLForConditionalGeneration(config).save_pretrained(folder, safe_serialization=True)
-    image_processor = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=56 * 56, patch_size=14,
-                                            merge_size=2, temporal_patch_size=2)
-    proc = Qwen2VLProcessor(image_processor=image_processor, tokenizer=tok,
-                            chat_template=VLM_TEMPLATE.replace("{{ IMG }}", "<|vision_start|><|image_pad|><|vision_end|>"))
-    proc.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    Qwen2VLImageProcessorPil(size={"shortest_edge": 56 * 56, "longest_edge": 56 * 56}, patch_size=14, merge_size=2,
+                             temporal_patch_size=2).save_pretrained(folder)
+    template = VLM_TEMPLATE.replace("{{ IMG }}", "<|vision_start|><|image_pad|><|vision_end|>")
+    (folder / "chat_template.json").write_text(json.dumps({"chat_template": template}))
     return folder
 
 
@@ -101,6 +105,7 @@ def test_tiny_vlm_generates_batched_with_and_without_images(builder, tmp_path):
 
     torch.set_num_threads(1)
     gen = HFVisionGenerator(builder(tmp_path / "vlm"), num_threads=1)
+    assert getattr(gen.processor, "image_processor", None) is not None  # never a bare tokenizer
     imgs = [Image.new("RGB", (60, 40), (200, 10, 10)), None, Image.new("RGB", (32, 32), (0, 0, 200))]
     prompts = ["Explain the meme.", "Rewrite politely: shut up", "Is this hateful?"]
     cfg = GenerationConfig(max_new_tokens=4)
