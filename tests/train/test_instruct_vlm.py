@@ -171,6 +171,23 @@ def test_another_base_or_a_missing_adapter_is_a_clear_error(tiny_data, llava, tm
         train(InstructConfig(stage=2, out=str(tmp_path / "s2"), init=str(llava), **_common(tiny_data, llava)))
 
 
+def test_records_with_a_bad_image_are_skipped_and_named(tiny_data, llava, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    (data / "imgs" / "broken.png").write_bytes(b"not a png")
+    with (data / "train.jsonl").open("a") as f:
+        f.write(json.dumps(_record(9, "explain_offensive_meme", "Explain.", "x", image="imgs/broken.png")) + "\n")
+        f.write(json.dumps(_record(10, "explain_offensive_meme", "Explain.", "x", image="imgs/gone.png")) + "\n")
+    logs: list[str] = []
+    common = {**_common(data, llava), "data": str(data), "data_root": str(data)}
+    train(InstructConfig(stage=1, out=str(tmp_path / "run"), max_steps=1, **common), log=logs.append)
+    assert any("2 records skipped for a bad image" in m and "t/explain_offensive_meme/" in m for m in logs)
+    meta = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
+    assert meta["training"]["stage1"]["per_task"] == {"detoxify": 6, "explain_offensive_meme": 4}
+
+
 def test_the_example_config_loads():
     first = EXAMPLE.read_text(encoding="utf-8").splitlines()[0]
     assert first.startswith("# somelvlm train instruct --stage 1 --config configs/hf-vlm-lora.example.yaml")

@@ -231,7 +231,7 @@ def apply_trained(model, folder: Path, meta: dict, dtype: torch.dtype = torch.fl
     from somelvlm.models.base_lm import BaseModelError, check_base
 
     need = meta.get("base") or {}
-    if dtype == getattr(torch, need.get("dtype") or "float32"):  # a digest is of the weights in that dtype
+    if need.get("digest") and dtype == getattr(torch, need.get("dtype") or "float32"):  # digest of that dtype
         check_base(need, model, folder)
     if meta.get("adapter"):
         adapter = folder / meta["adapter"]

@@ -24,8 +24,14 @@ from pathlib import Path
 import torch
 
 from somelvlm.models.hf_vlm import NEEDS_IMAGE, PROJECTORS
-from somelvlm.train.instruct import (InstructConfig, _latest_checkpoint, _length_grouped_batches,
-                                     _save_checkpoint, _training_record, load_records)
+from somelvlm.train.instruct import (
+    InstructConfig,
+    _latest_checkpoint,
+    _length_grouped_batches,
+    _save_checkpoint,
+    _training_record,
+    load_records,
+)
 
 TOKEN_KEYS = ("mm_token_type_ids", "token_type_ids")
 """Processor outputs with one entry per token: extended over the answer and padded like the ids."""
@@ -213,7 +219,9 @@ def train_vlm(config: InstructConfig, log: Callable[[str], None] = print) -> Pat
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model.to(device)
+    quantized = config.stage == 1 and bool(base.get("quantized"))  # stage 2 loads the base unquantized
+    if not quantized:  # a 4-bit base is already placed on the GPU by from_pretrained
+        model.to(device)
     blank = Image.new("RGB", (224, 224), (127, 127, 127)) if any(
         m in model.config.model_type for m in NEEDS_IMAGE) else None
 
@@ -314,7 +322,8 @@ def train_vlm(config: InstructConfig, log: Callable[[str], None] = print) -> Pat
     meta = {"backend": "hf_vlm", "name": config.name, "base": base, "adapter": "adapter",
             "projector": "projector.safetensors" if config.stage == 2 else None,
             "max_prompt_tokens": config.max_prompt_tokens, "training": training}
-    model.to("cpu")
+    if not quantized:
+        model.to("cpu")
     return save_vlm(out / "model", model, meta, trainable if config.stage == 2 else None)
 
 
