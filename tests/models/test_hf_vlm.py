@@ -7,89 +7,9 @@ import pytest
 import torch
 
 pytest.importorskip("peft")
-from gen_helpers import make_tokenizer  # noqa: E402
+from vlm_helpers import make_instructblip, make_llava, make_qwen2_vl  # noqa: E402
 
 from somelvlm.models.generation import GenerationConfig  # noqa: E402
-
-VLM_TEMPLATE = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% if m['content'] is string %}{{ m['content'] }}"
-    "{% else %}{% for c in m['content'] %}{% if c['type'] == 'image' %}{{ IMG }}{% else %}{{ c['text'] }}"
-    "{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n"
-    "{% endif %}"
-)
-
-
-def _text_config(tok, **extra):
-    return dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                num_key_value_heads=2, max_position_embeddings=512, eos_token_id=tok.eos_token_id,
-                pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, **extra)
-
-
-def make_llava(folder):
-    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
-                              LlavaForConditionalGeneration, LlavaProcessor)
-
-    tok = make_tokenizer()
-    torch.manual_seed(0)
-    config = LlavaConfig(vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                                        num_attention_heads=2, image_size=32, patch_size=8),
-                         text_config=LlamaConfig(**_text_config(tok)),
-                         image_token_index=tok.convert_tokens_to_ids("<image>"), vision_feature_layer=-1)
-    LlavaForConditionalGeneration(config).save_pretrained(folder, safe_serialization=True)
-    proc = LlavaProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32},
-                                                             crop_size={"height": 32, "width": 32}),
-                          tokenizer=tok, patch_size=8, vision_feature_select_strategy="default",
-                          num_additional_image_tokens=1, chat_template=VLM_TEMPLATE.replace("{{ IMG }}", "<image>\n"))
-    proc.save_pretrained(folder)
-    return folder
-
-
-def make_qwen2_vl(folder):
-    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessor, Qwen2VLProcessor
-
-    pytest.importorskip("torchvision", reason="Qwen2-VL's processor needs torchvision for its video processor")
-    tok = make_tokenizer()
-    torch.manual_seed(0)
-    text = _text_config(tok, rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
-                                              "mrope_section": [2, 3, 3]})
-    config = Qwen2VLConfig(text_config=text,
-                           vision_config=dict(depth=1, embed_dim=32, hidden_size=32, num_heads=2, mlp_ratio=2,
-                                              patch_size=14, spatial_merge_size=2, temporal_patch_size=2, in_chans=3),
-                           image_token_id=tok.convert_tokens_to_ids("<|image_pad|>"),
-                           video_token_id=tok.convert_tokens_to_ids("<|video_pad|>"),
-                           vision_start_token_id=tok.convert_tokens_to_ids("<|vision_start|>"),
-                           vision_end_token_id=tok.convert_tokens_to_ids("<|vision_end|>"))
-    Qwen2VLForConditionalGeneration(config).save_pretrained(folder, safe_serialization=True)
-    image_processor = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=56 * 56, patch_size=14,
-                                            merge_size=2, temporal_patch_size=2)
-    proc = Qwen2VLProcessor(image_processor=image_processor, tokenizer=tok,
-                            chat_template=VLM_TEMPLATE.replace("{{ IMG }}", "<|vision_start|><|image_pad|><|vision_end|>"))
-    proc.save_pretrained(folder)
-    return folder
-
-
-def make_instructblip(folder):
-    from transformers import (BlipImageProcessor, InstructBlipConfig, InstructBlipForConditionalGeneration,
-                              InstructBlipProcessor, InstructBlipQFormerConfig, InstructBlipVisionConfig,
-                              LlamaConfig)
-
-    tok = make_tokenizer()
-    qtok = make_tokenizer()
-    torch.manual_seed(0)
-    config = InstructBlipConfig(
-        vision_config=InstructBlipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                               num_attention_heads=2, image_size=32, patch_size=8).to_dict(),
-        qformer_config=InstructBlipQFormerConfig(vocab_size=len(qtok), hidden_size=32, num_hidden_layers=1,
-                                                 num_attention_heads=2, intermediate_size=64, encoder_hidden_size=32,
-                                                 max_position_embeddings=512).to_dict(),
-        text_config=LlamaConfig(**_text_config(tok)).to_dict(), num_query_tokens=4,
-        image_token_index=tok.convert_tokens_to_ids("<image>"))
-    InstructBlipForConditionalGeneration(config).save_pretrained(folder, safe_serialization=True)
-    tok.image_token = "<image>"
-    proc = InstructBlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok,
-                                 qformer_tokenizer=qtok, num_query_tokens=4)
-    proc.save_pretrained(folder)
-    return folder
 
 
 @pytest.mark.parametrize("builder", [make_llava, make_qwen2_vl, make_instructblip],
@@ -101,6 +21,7 @@ def test_tiny_vlm_generates_batched_with_and_without_images(builder, tmp_path):
 
     torch.set_num_threads(1)
     gen = HFVisionGenerator(builder(tmp_path / "vlm"), num_threads=1)
+    assert getattr(gen.processor, "image_processor", None) is not None  # never a bare tokenizer
     imgs = [Image.new("RGB", (60, 40), (200, 10, 10)), None, Image.new("RGB", (32, 32), (0, 0, 200))]
     prompts = ["Explain the meme.", "Rewrite politely: shut up", "Is this hateful?"]
     cfg = GenerationConfig(max_new_tokens=4)

@@ -11,6 +11,9 @@ image), the language model (with its stage-1 adapter) frozen.
 Checkpoints (trainable weights as safetensors, optimizer, step) every ``checkpoint_every`` steps
 under ``OUT/checkpoints``; a rerun resumes from the newest. Loss per step goes to
 ``OUT/train_log.jsonl``; the finished model to ``OUT/model``.
+
+When ``base`` is a pretrained Hugging Face VLM (LLaVA, Qwen2-VL, InstructBLIP: a local folder or a
+cached hub id whose config has a vision part), the same recipe runs on it: see ``instruct_vlm``.
 """
 
 from __future__ import annotations
@@ -43,9 +46,10 @@ class InstructConfig:
     out: str
     """Run folder: checkpoints, train_log.jsonl and model/: ``out``."""
     data_root: str = "../shared/data"
-    """Folder image paths of records are relative to (stage 2): ``data_root``."""
+    """Folder image paths of records are relative to (stage 2, and stage 1 on a VLM): ``data_root``."""
     base: str = "smollm2-135m-instruct"
-    """Base LM: a packaged short name or a local Hugging Face folder: ``base``."""
+    """Base: a packaged short name, a local Hugging Face folder, or a pretrained VLM (folder or cached
+    hub id; then ``instruct_vlm`` runs the recipe on it): ``base``."""
     init: str | None = None
     """Stage 2: the stage-1 model folder whose adapter is loaded and frozen: ``init``."""
     name: str = "some-lvlm"
@@ -93,6 +97,8 @@ class InstructConfig:
     seed: int = 0
     max_prompt_tokens: int = 768
     """Saved into the model: prompts at generation time are cut to this many tokens."""
+    stage1_images: bool = True
+    """VLM base only: stage 1 also trains on records with an image (text-only ones always): ``stage1_images``."""
 
     def __post_init__(self) -> None:
         if self.stage not in (1, 2):
@@ -114,8 +120,9 @@ class InstructConfig:
         return config_from_yaml(cls, path, **overrides)
 
 
-def load_records(config: InstructConfig) -> list[dict]:
-    """Train records of the stage's modality (text only for 1, with image for 2), fixed sample."""
+def load_records(config: InstructConfig, both: bool = False) -> list[dict]:
+    """Train records of the stage's modality (text only for 1, with image for 2; any with ``both``),
+    fixed sample."""
     path = Path(config.data) / "train.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: build SoMeData first (somelvlm data build --out {config.data})")
@@ -123,7 +130,7 @@ def load_records(config: InstructConfig) -> list[dict]:
     with path.open(encoding="utf-8") as f:
         for line in f:
             r = json.loads(line)
-            if (config.stage == 2) != ("image" in r):
+            if not both and (config.stage == 2) != ("image" in r):
                 continue
             if config.tasks and r["task"] not in config.tasks:
                 continue
@@ -238,7 +245,10 @@ def train(config: InstructConfig, log: Callable[[str], None] = print) -> Path:
     from tqdm import tqdm
 
     from somelvlm.models.lvlm import image_features, save_lvlm
+    from somelvlm.train.instruct_vlm import is_hf_vlm, train_vlm
 
+    if is_hf_vlm(config.base if config.stage == 1 else config.init):
+        return train_vlm(config, log)
     torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)
     out = Path(config.out)

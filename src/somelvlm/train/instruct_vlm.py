@@ -1,0 +1,348 @@
+"""The instruction recipe on a pretrained Hugging Face VLM (LLaVA, Qwen2-VL, InstructBLIP, ...).
+
+``somelvlm train instruct`` comes here when ``base`` (stage 1) or ``init`` (stage 2) is an
+image-text-to-text model. Same recipe as ours: stage 1 puts LoRA (peft) on the language model's
+linear layers (QLoRA: NF4 base on CUDA) and trains on SoMeData records, text-only and (by default)
+with an image, through the model's own processor and chat template; labels are -100 on the prompt.
+Stage 2 tunes the model's own projector (``PROJECTORS``) on records with an image, the LM and its
+stage-1 adapter frozen. Checkpoints, resume, train_log.jsonl and progress bar as in ``instruct``.
+
+The saved ``OUT/model`` holds ``config.json`` (``backend: hf_vlm``, the base's name and digest), the
+peft ``adapter/`` and, after stage 2, ``projector.safetensors``: ``HFVisionGenerator(OUT/model)``
+or ``load_generator(OUT/model)`` loads it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from somelvlm.models.hf_vlm import NEEDS_IMAGE, PROJECTORS
+from somelvlm.train.instruct import (
+    InstructConfig,
+    _latest_checkpoint,
+    _length_grouped_batches,
+    _save_checkpoint,
+    _training_record,
+    load_records,
+)
+
+TOKEN_KEYS = ("mm_token_type_ids", "token_type_ids")
+"""Processor outputs with one entry per token: extended over the answer and padded like the ids."""
+
+
+def is_hf_vlm(name: str | Path | None) -> bool:
+    """True for a trained ``hf_vlm`` folder or a base whose config has a vision part (a local folder,
+    or a hub id already in the local Hugging Face cache); never downloads."""
+    from somelvlm.models.base_lm import GGUF_BASES
+    from somelvlm.models.hf_vlm import read_trained
+
+    if not name or str(name) in GGUF_BASES:
+        return False
+    path = Path(name).expanduser()
+    if read_trained(path) is not None:
+        return True
+    if (path / "config.json").is_file():
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    else:
+        try:
+            from transformers import AutoConfig
+
+            config = AutoConfig.from_pretrained(str(name), local_files_only=True).to_dict()
+        except (OSError, ValueError):
+            return False
+    return "vision_config" in config
+
+
+def load_vlm(config: InstructConfig):
+    """(model with the stage's trainable weights, processor, base record, trained meta of ``init``)."""
+    from transformers import AutoModelForImageTextToText
+
+    from somelvlm.models.base_lm import check_base, weights_digest
+    from somelvlm.models.hf_vlm import add_lm_lora, lm_lora_targets, load_processor, read_trained
+
+    if config.stage == 2:
+        prev = read_trained(config.init)
+        if prev is None:
+            raise ValueError(f"init {config.init} is not a stage-1 model trained on a Hugging Face VLM "
+                             f"(its config.json must say backend: hf_vlm)")
+        source = prev["base"]["name"]
+    else:
+        prev, source = None, str(config.base)
+    quantize = config.stage == 1 and (config.quantize == "nf4" or
+                                      (config.quantize == "auto" and torch.cuda.is_available()))
+    try:
+        processor = load_processor(source)
+        if quantize:
+            model = load_quantized_vlm(source)
+        else:
+            model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch.float32, use_safetensors=True)
+    except OSError as e:
+        raise FileNotFoundError(f"cannot load the VLM {source!r} (a local folder, or a hub id already in the "
+                                f"Hugging Face cache; nothing is downloaded here): {e}") from e
+    for p in model.parameters():
+        p.requires_grad_(False)
+    if config.stage == 1:
+        base = {"name": source, "digest": None, "quantized": "nf4"} if quantize else \
+            {"name": source, "digest": weights_digest(model), "dtype": "float32"}
+        layers = None
+        if config.lora_layers:
+            n = model.config.get_text_config().num_hidden_layers
+            layers = list(range(max(0, n - config.lora_layers), n))
+        model = add_lm_lora(model, r=config.lora_r, alpha=config.lora_alpha, dropout=config.lora_dropout,
+                            targets=lm_lora_targets(list(config.lora_targets)), layers=layers)
+        return model, processor, base, None
+    from peft import PeftModel
+
+    check_base(prev["base"], model, config.init)
+    model = PeftModel.from_pretrained(model, Path(config.init) / prev["adapter"])  # frozen (not trainable)
+    if prev.get("projector"):
+        from somelvlm.models.hf_vlm import apply_trained
+
+        apply_trained(model.base_model.model, Path(config.init), {**prev, "adapter": None, "base": {}})
+    pieces = PROJECTORS.get(model.config.model_type)
+    if pieces is None:
+        raise ValueError(f"stage 2 does not know the projector of model type {model.config.model_type!r} "
+                         f"(known: {', '.join(PROJECTORS)}); add its parameter names to PROJECTORS in hf_vlm.py")
+    for n, p in model.named_parameters():
+        if any(f".{piece}." in f".{n}." or n.endswith(f".{piece}") for piece in pieces):
+            p.requires_grad_(True)
+    return model, processor, prev["base"], prev
+
+
+def load_quantized_vlm(source: str):
+    """QLoRA's base: the VLM in 4-bit NF4 (double quantisation, bf16 compute), its projector and
+    LM head kept in full precision, ready for k-bit training."""
+    if not torch.cuda.is_available():
+        raise RuntimeError("quantize: nf4 needs a CUDA GPU; use quantize: none on CPU")
+    try:
+        from peft import prepare_model_for_kbit_training
+        from transformers import AutoConfig, AutoModelForImageTextToText, BitsAndBytesConfig
+    except ImportError as e:
+        raise ImportError("QLoRA needs the qlora extra: pip install 'somelvlm[qlora]'") from e
+    model_type = AutoConfig.from_pretrained(source).model_type
+    keep = [p.split(".")[-1] for p in PROJECTORS.get(model_type, ())] + ["lm_head"]
+    bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                             bnb_4bit_compute_dtype=torch.bfloat16, llm_int8_skip_modules=keep)
+    model = AutoModelForImageTextToText.from_pretrained(source, quantization_config=bnb, device_map={"": 0},
+                                                        use_safetensors=True)
+    return prepare_model_for_kbit_training(model)
+
+
+def encode_record(processor, record: dict, image, config: InstructConfig) -> dict:
+    """One record through the processor: ``ids``, ``labels`` (-100 on the prompt), the per-token and
+    text-side extras (kept), and which outputs are per image (recomputed per batch, not kept).
+    A prompt too long for ``max_len`` loses the middle of its text."""
+    from somelvlm.models.hf_vlm import render_prompt
+
+    tokenizer = getattr(processor, "tokenizer", processor)
+    human = record["conversations"][0]["value"].replace("<image>", "").strip()
+    answer = record["conversations"][1]["value"]
+    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"][: config.max_answer_tokens]
+    answer_ids = answer_ids + [tokenizer.eos_token_id]
+    truncated = 0
+    for _ in range(2):
+        text = render_prompt(processor, human, image is not None)
+        kwargs = {"images": [image]} if image is not None else {}
+        enc = processor(text=[text], return_tensors="pt", **kwargs)  # as HFVisionGenerator encodes it
+        ids = enc["input_ids"][0].tolist()
+        excess = len(ids) + len(answer_ids) - config.max_len
+        if excess <= 0:
+            break
+        words = tokenizer(human, add_special_tokens=False)["input_ids"]
+        keep = len(words) - excess
+        if keep < 8 or truncated:
+            raise ValueError(f"record {record['id']}: its prompt ({len(ids)} tokens with the image's) cannot fit "
+                             f"max_len {config.max_len} with a {len(answer_ids)}-token answer: raise max_len")
+        human = tokenizer.decode(words[: keep // 2] + words[len(words) - (keep - keep // 2):])
+        truncated = excess
+    n = len(ids)
+    tokens = {k: enc[k][0].tolist() + [0] * len(answer_ids) for k in TOKEN_KEYS if k in enc}
+    text_side = {k: enc[k][0] for k in enc if k.startswith("qformer_")}
+    image_keys = [k for k in enc if k not in ("input_ids", "attention_mask", *TOKEN_KEYS, *text_side)]
+    return {"ids": ids + answer_ids, "labels": [-100] * n + answer_ids, "tokens": tokens, "text_side": text_side,
+            "image_keys": image_keys, "truncated": truncated}
+
+
+def collate(items: list[dict], pixels: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded (batch, longest) ids / attention mask / labels / per-token extras; text-side
+    extras (InstructBLIP's Q-Former prompt) padded and stacked; per-image outputs (``pixels``, one
+    dict per item with an image) concatenated along their first dimension."""
+    n = max(len(it["ids"]) for it in items)
+    batch = {"input_ids": torch.full((len(items), n), pad_id, dtype=torch.long),
+             "attention_mask": torch.zeros((len(items), n), dtype=torch.long),
+             "labels": torch.full((len(items), n), -100, dtype=torch.long)}
+    for key in items[0]["tokens"]:
+        batch[key] = torch.zeros((len(items), n), dtype=torch.long)
+    for row, it in enumerate(items):
+        k = len(it["ids"])
+        batch["input_ids"][row, :k] = torch.tensor(it["ids"])
+        batch["attention_mask"][row, :k] = 1
+        batch["labels"][row, :k] = torch.tensor(it["labels"])
+        for key, values in it["tokens"].items():
+            batch[key][row, :k] = torch.tensor(values)
+    for key in items[0]["text_side"]:
+        m = max(len(it["text_side"][key]) for it in items)
+        batch[key] = torch.zeros((len(items), m), dtype=torch.long)
+        for row, it in enumerate(items):
+            batch[key][row, : len(it["text_side"][key])] = it["text_side"][key]
+    for key in (pixels[0] if pixels else {}):
+        batch[key] = torch.cat([p[key] for p in pixels])     # pixel_values: (images, ...) or (patches, dim)
+    return batch
+
+
+def train_vlm(config: InstructConfig, log: Callable[[str], None] = print) -> Path:
+    """Run one stage on a Hugging Face VLM to the end (resuming from the newest checkpoint); returns
+    the model folder."""
+    from dataclasses import asdict
+
+    from PIL import Image
+    from safetensors.torch import load_file, save_file
+    from tqdm import tqdm
+
+    from somelvlm.posts import PostError, load_image
+
+    torch.set_num_threads(config.num_threads)
+    torch.manual_seed(config.seed)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(config), indent=1) + "\n", encoding="utf-8")
+    records = load_records(config, both=config.stage == 1 and config.stage1_images)
+    model, processor, base, prev = load_vlm(config)
+    tokenizer = getattr(processor, "tokenizer", processor)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    quantized = config.stage == 1 and bool(base.get("quantized"))  # stage 2 loads the base unquantized
+    if not quantized:  # a 4-bit base is already placed on the GPU by from_pretrained
+        model.to(device)
+    blank = Image.new("RGB", (224, 224), (127, 127, 127)) if any(
+        m in model.config.model_type for m in NEEDS_IMAGE) else None
+
+    def image_of(r: dict):
+        return load_image(Path(config.data_root) / r["image"]) if "image" in r else blank
+
+    items, kept, bad = [], [], []
+    for r in records:
+        try:
+            it = encode_record(processor, r, image_of(r), config)
+        except PostError as e:
+            bad.append(f"{r['id']}: {e}")
+            continue
+        it["record"] = r
+        items.append(it)
+        kept.append(r)
+    if bad:
+        log(f"{len(bad)} records skipped for a bad image (first: {bad[0]})")
+    if not items:
+        raise ValueError(f"no usable records in {config.data}")
+    cut = sum(bool(it["truncated"]) for it in items)
+    with_image = sum("image" in it["record"] for it in items)
+    log(f"stage {config.stage} on {model.config.model_type}: {len(items)} records, {with_image} with an image "
+        f"({cut} prompts truncated to fit {config.max_len} tokens)")
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    log(f"trainable weights: {sum(p.numel() for p in trainable.values()):,}")
+    optimizer = torch.optim.AdamW(trainable.values(), lr=config.lr, weight_decay=config.weight_decay)
+    per_epoch = math.ceil(len(items) / config.batch_size / config.grad_accum)
+    total = min(config.max_steps or per_epoch * config.epochs, per_epoch * config.epochs)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / config.warmup_steps)
+                                                 * max(0.0, 1 - s / max(1, total)))
+    step = 0
+    latest = _latest_checkpoint(out)
+    if latest is not None:
+        state = load_file(str(latest / "trainable.safetensors"))
+        missing = set(trainable) - set(state)
+        if missing:
+            raise ValueError(f"checkpoint {latest} does not match this config (missing {sorted(missing)[:3]})")
+        for n, p in trainable.items():
+            p.data.copy_(state[n])
+        optimizer.load_state_dict(torch.load(latest / "optimizer.pt", weights_only=True))
+        saved = json.loads((latest / "schedule.json").read_text())
+        schedule.load_state_dict(saved["schedule"])
+        step = saved["step"]
+        log(f"resumed from {latest} at step {step}")
+    if config.stage == 2:  # the frozen LM and adapter run as at inference; only the projector trains
+        model.eval()
+        for name, module in model.named_modules():
+            if any(name.endswith(piece) for piece in PROJECTORS[model.config.model_type]):
+                module.train()
+    else:
+        model.train()
+    image_processor = getattr(processor, "image_processor", None)
+
+    def pixels_of(it: dict) -> dict | None:
+        image = image_of(it["record"])
+        if image is None:
+            return None
+        enc = image_processor(images=[image], return_tensors="pt")
+        return {k: enc[k] for k in it["image_keys"]}
+
+    bar = tqdm(total=total, initial=step, desc=f"stage {config.stage}", unit="step")
+    logf = (out / "train_log.jsonl").open("a", encoding="utf-8")
+    t0 = time.perf_counter()
+    while step < total:
+        epoch, within = divmod(step, per_epoch)
+        batches = _length_grouped_batches(items, config.batch_size, config.seed + epoch)
+        for s in range(within, per_epoch):
+            if step >= total:
+                break
+            terms_sum = 0.0
+            for b in batches[s * config.grad_accum:(s + 1) * config.grad_accum]:
+                chosen = [items[i] for i in b]
+                pixels = [p for p in map(pixels_of, chosen) if p is not None]
+                batch = {k: v.to(device) for k, v in collate(chosen, pixels, tokenizer.pad_token_id).items()}
+                loss = model(**batch).loss / config.grad_accum      # {"lm": next-token CE on answers}
+                loss.backward()
+                terms_sum += float(loss.detach())
+            torch.nn.utils.clip_grad_norm_(trainable.values(), 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{terms_sum:.3f}")
+            if step % config.log_every == 0 or step == total:
+                logf.write(json.dumps({"step": step, "epoch": epoch, "lm": round(terms_sum, 4),
+                                       "lr": schedule.get_last_lr()[0],
+                                       "sec": round(time.perf_counter() - t0, 1)}) + "\n")
+                logf.flush()
+            if step % config.checkpoint_every == 0 or step == total:
+                _save_checkpoint(out, step, trainable, optimizer, schedule, save_file)
+    bar.close()
+    logf.close()
+    record = _training_record(config, kept, out)
+    training = {"stage1": record} if config.stage == 1 else \
+        {"stage1": prev.get("training", {}).get("stage1"), "stage2": record}
+    meta = {"backend": "hf_vlm", "name": config.name, "base": base, "adapter": "adapter",
+            "projector": "projector.safetensors" if config.stage == 2 else None,
+            "max_prompt_tokens": config.max_prompt_tokens, "training": training}
+    if not quantized:
+        model.to("cpu")
+    return save_vlm(out / "model", model, meta, trainable if config.stage == 2 else None)
+
+
+def save_vlm(folder: Path, model, meta: dict, projector: dict | None = None) -> Path:
+    """Write ``config.json``, the peft adapter (safetensors) and the tuned projector (by the base
+    model's own parameter names) into ``folder``, atomically."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    tmp = folder.parent / f".{folder.name}.tmp-save"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(tmp / "adapter", safe_serialization=True)
+    if projector is not None:
+        save_file({n.removeprefix("base_model.model."): p.detach().float().contiguous()
+                   for n, p in projector.items()}, str(tmp / "projector.safetensors"))
+    (tmp / "config.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+    return folder
