@@ -241,9 +241,6 @@ def load_quantized_lm(base: str):
 
 def train(config: InstructConfig, log: Callable[[str], None] = print) -> Path:
     """Run one stage to the end (resuming from the newest checkpoint); returns the model folder."""
-    from safetensors.torch import load_file, save_file
-    from tqdm import tqdm
-
     from somelvlm.models.lvlm import image_features, save_lvlm
     from somelvlm.train.instruct_vlm import is_hf_vlm, train_vlm
 
@@ -267,8 +264,36 @@ def train(config: InstructConfig, log: Callable[[str], None] = print) -> Path:
     log(f"stage {config.stage}: {len(items)} records ({cut} prompts truncated to fit {config.max_len} tokens)")
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     log(f"trainable weights: {sum(p.numel() for p in trainable.values()):,}")
+    optimizer, schedule, per_epoch, total, step = optimizer_and_resume(config, out, trainable, len(items), log)
+    model.train()
+    if config.stage == 2:
+        model.lm.eval()  # the frozen LM runs as at inference (no LoRA dropout); only the connector trains
+
+    def batch_loss(indices: list[int]) -> torch.Tensor:
+        batch = {k: v.to(device) for k, v in collate([items[i] for i in indices], tokenizer.pad_token_id).items()}
+        return sum(lm_loss(model, batch).values())
+
+    run_steps(config, out, items, trainable, optimizer, schedule, per_epoch, total, step, batch_loss)
+    meta = {"name": config.name, "base": base, "max_prompt_tokens": config.max_prompt_tokens,
+            "training": _training_record(config, records, out)}
+    if config.stage == 2:
+        prev = json.loads((Path(config.init) / "config.json").read_text(encoding="utf-8"))
+        meta["training"] = {"stage1": prev.get("training", {}).get("stage1", prev.get("training")),
+                            "stage2": meta["training"]}
+    else:
+        meta["training"] = {"stage1": meta["training"]}
+    model.to("cpu")
+    return save_lvlm(out / "model", model, tokenizer, meta)
+
+
+def optimizer_and_resume(config: InstructConfig, out: Path, trainable: dict[str, torch.nn.Parameter],
+                         n_items: int, log: Callable[[str], None]):
+    """AdamW with linear warmup and decay over the run, restored from the newest checkpoint under
+    ``out`` when there is one. Returns (optimizer, schedule, steps per epoch, total steps, step)."""
+    from safetensors.torch import load_file
+
     optimizer = torch.optim.AdamW(trainable.values(), lr=config.lr, weight_decay=config.weight_decay)
-    per_epoch = math.ceil(len(items) / config.batch_size / config.grad_accum)
+    per_epoch = math.ceil(n_items / config.batch_size / config.grad_accum)
     total = min(config.max_steps or per_epoch * config.epochs, per_epoch * config.epochs)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / config.warmup_steps)
                                                  * max(0.0, 1 - s / max(1, total)))
@@ -282,54 +307,51 @@ def train(config: InstructConfig, log: Callable[[str], None] = print) -> Path:
         for n, p in trainable.items():
             p.data.copy_(state[n])
         optimizer.load_state_dict(torch.load(latest / "optimizer.pt", weights_only=True))
-        schedule.load_state_dict(json.loads((latest / "schedule.json").read_text())["schedule"])
-        step = json.loads((latest / "schedule.json").read_text())["step"]
+        saved = json.loads((latest / "schedule.json").read_text())
+        schedule.load_state_dict(saved["schedule"])
+        step = saved["step"]
         log(f"resumed from {latest} at step {step}")
-    model.train()
-    if config.stage == 2:
-        model.lm.eval()  # the frozen LM runs as at inference (no LoRA dropout); only the connector trains
+    return optimizer, schedule, per_epoch, total, step
+
+
+def run_steps(config: InstructConfig, out: Path, items: list[dict], trainable: dict[str, torch.nn.Parameter],
+              optimizer, schedule, per_epoch: int, total: int, step: int,
+              batch_loss: Callable[[list[int]], torch.Tensor]) -> None:
+    """The optimizer steps from ``step`` to ``total``: length-grouped batches (the same order for a
+    resumed run), gradient accumulation, clipping, a progress bar, loss log lines and checkpoints.
+    ``batch_loss(indices)`` is the mean next-token loss of one batch of ``items``."""
+    from safetensors.torch import save_file
+    from tqdm import tqdm
+
     bar = tqdm(total=total, initial=step, desc=f"stage {config.stage}", unit="step")
-    logf = (out / "train_log.jsonl").open("a", encoding="utf-8")
     t0 = time.perf_counter()
-    while step < total:
-        epoch, within = divmod(step, per_epoch)
-        batches = _length_grouped_batches(items, config.batch_size, config.seed + epoch)
-        for s in range(within, per_epoch):
-            if step >= total:
-                break
-            terms_sum = 0.0
-            for b in batches[s * config.grad_accum:(s + 1) * config.grad_accum]:
-                batch = {k: v.to(device) for k, v in collate([items[i] for i in b], tokenizer.pad_token_id).items()}
-                terms = lm_loss(model, batch)
-                loss = sum(terms.values()) / config.grad_accum
-                loss.backward()
-                terms_sum += float(loss.detach())
-            torch.nn.utils.clip_grad_norm_(trainable.values(), 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{terms_sum:.3f}")
-            if step % config.log_every == 0 or step == total:
-                logf.write(json.dumps({"step": step, "epoch": epoch, "lm": round(terms_sum, 4),
-                                       "lr": schedule.get_last_lr()[0],
-                                       "sec": round(time.perf_counter() - t0, 1)}) + "\n")
-                logf.flush()
-            if step % config.checkpoint_every == 0 or step == total:
-                _save_checkpoint(out, step, trainable, optimizer, schedule, save_file)
+    with (out / "train_log.jsonl").open("a", encoding="utf-8") as logf:
+        while step < total:
+            epoch, within = divmod(step, per_epoch)
+            batches = _length_grouped_batches(items, config.batch_size, config.seed + epoch)
+            for s in range(within, per_epoch):
+                if step >= total:
+                    break
+                loss_sum = 0.0
+                for b in batches[s * config.grad_accum:(s + 1) * config.grad_accum]:
+                    loss = batch_loss(b) / config.grad_accum
+                    loss.backward()
+                    loss_sum += float(loss.detach())
+                torch.nn.utils.clip_grad_norm_(trainable.values(), 1.0)
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_sum:.3f}")
+                if step % config.log_every == 0 or step == total:
+                    logf.write(json.dumps({"step": step, "epoch": epoch, "lm": round(loss_sum, 4),
+                                           "lr": schedule.get_last_lr()[0],
+                                           "sec": round(time.perf_counter() - t0, 1)}) + "\n")
+                    logf.flush()
+                if step % config.checkpoint_every == 0 or step == total:
+                    _save_checkpoint(out, step, trainable, optimizer, schedule, save_file)
     bar.close()
-    logf.close()
-    meta = {"name": config.name, "base": base, "max_prompt_tokens": config.max_prompt_tokens,
-            "training": _training_record(config, records, out)}
-    if config.stage == 2:
-        prev = json.loads((Path(config.init) / "config.json").read_text(encoding="utf-8"))
-        meta["training"] = {"stage1": prev.get("training", {}).get("stage1", prev.get("training")),
-                            "stage2": meta["training"]}
-    else:
-        meta["training"] = {"stage1": meta["training"]}
-    model.to("cpu")
-    return save_lvlm(out / "model", model, tokenizer, meta)
 
 
 def _length_grouped_batches(items: list[dict], size: int, seed: int) -> list[list[int]]:

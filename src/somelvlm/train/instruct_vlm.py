@@ -15,9 +15,7 @@ or ``load_generator(OUT/model)`` loads it.
 from __future__ import annotations
 
 import json
-import math
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,11 +24,10 @@ import torch
 from somelvlm.models.hf_vlm import NEEDS_IMAGE, PROJECTORS
 from somelvlm.train.instruct import (
     InstructConfig,
-    _latest_checkpoint,
-    _length_grouped_batches,
-    _save_checkpoint,
     _training_record,
     load_records,
+    optimizer_and_resume,
+    run_steps,
 )
 
 TOKEN_KEYS = ("mm_token_type_ids", "token_type_ids")
@@ -203,8 +200,6 @@ def train_vlm(config: InstructConfig, log: Callable[[str], None] = print) -> Pat
     from dataclasses import asdict
 
     from PIL import Image
-    from safetensors.torch import load_file, save_file
-    from tqdm import tqdm
 
     from somelvlm.posts import PostError, load_image
 
@@ -248,25 +243,7 @@ def train_vlm(config: InstructConfig, log: Callable[[str], None] = print) -> Pat
         f"({cut} prompts truncated to fit {config.max_len} tokens)")
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     log(f"trainable weights: {sum(p.numel() for p in trainable.values()):,}")
-    optimizer = torch.optim.AdamW(trainable.values(), lr=config.lr, weight_decay=config.weight_decay)
-    per_epoch = math.ceil(len(items) / config.batch_size / config.grad_accum)
-    total = min(config.max_steps or per_epoch * config.epochs, per_epoch * config.epochs)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / config.warmup_steps)
-                                                 * max(0.0, 1 - s / max(1, total)))
-    step = 0
-    latest = _latest_checkpoint(out)
-    if latest is not None:
-        state = load_file(str(latest / "trainable.safetensors"))
-        missing = set(trainable) - set(state)
-        if missing:
-            raise ValueError(f"checkpoint {latest} does not match this config (missing {sorted(missing)[:3]})")
-        for n, p in trainable.items():
-            p.data.copy_(state[n])
-        optimizer.load_state_dict(torch.load(latest / "optimizer.pt", weights_only=True))
-        saved = json.loads((latest / "schedule.json").read_text())
-        schedule.load_state_dict(saved["schedule"])
-        step = saved["step"]
-        log(f"resumed from {latest} at step {step}")
+    optimizer, schedule, per_epoch, total, step = optimizer_and_resume(config, out, trainable, len(items), log)
     if config.stage == 2:  # the frozen LM and adapter run as at inference; only the projector trains
         model.eval()
         for name, module in model.named_modules():
@@ -283,39 +260,13 @@ def train_vlm(config: InstructConfig, log: Callable[[str], None] = print) -> Pat
         enc = image_processor(images=[image], return_tensors="pt")
         return {k: enc[k] for k in it["image_keys"]}
 
-    bar = tqdm(total=total, initial=step, desc=f"stage {config.stage}", unit="step")
-    logf = (out / "train_log.jsonl").open("a", encoding="utf-8")
-    t0 = time.perf_counter()
-    while step < total:
-        epoch, within = divmod(step, per_epoch)
-        batches = _length_grouped_batches(items, config.batch_size, config.seed + epoch)
-        for s in range(within, per_epoch):
-            if step >= total:
-                break
-            terms_sum = 0.0
-            for b in batches[s * config.grad_accum:(s + 1) * config.grad_accum]:
-                chosen = [items[i] for i in b]
-                pixels = [p for p in map(pixels_of, chosen) if p is not None]
-                batch = {k: v.to(device) for k, v in collate(chosen, pixels, tokenizer.pad_token_id).items()}
-                loss = model(**batch).loss / config.grad_accum      # {"lm": next-token CE on answers}
-                loss.backward()
-                terms_sum += float(loss.detach())
-            torch.nn.utils.clip_grad_norm_(trainable.values(), 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{terms_sum:.3f}")
-            if step % config.log_every == 0 or step == total:
-                logf.write(json.dumps({"step": step, "epoch": epoch, "lm": round(terms_sum, 4),
-                                       "lr": schedule.get_last_lr()[0],
-                                       "sec": round(time.perf_counter() - t0, 1)}) + "\n")
-                logf.flush()
-            if step % config.checkpoint_every == 0 or step == total:
-                _save_checkpoint(out, step, trainable, optimizer, schedule, save_file)
-    bar.close()
-    logf.close()
+    def batch_loss(indices: list[int]) -> torch.Tensor:
+        chosen = [items[i] for i in indices]
+        pixels = [p for p in map(pixels_of, chosen) if p is not None]
+        batch = {k: v.to(device) for k, v in collate(chosen, pixels, tokenizer.pad_token_id).items()}
+        return model(**batch).loss                                   # next-token CE on the answers
+
+    run_steps(config, out, items, trainable, optimizer, schedule, per_epoch, total, step, batch_loss)
     record = _training_record(config, kept, out)
     training = {"stage1": record} if config.stage == 1 else \
         {"stage1": prev.get("training", {}).get("stage1"), "stage2": record}
