@@ -1,6 +1,6 @@
 """Base SmolLM2 zero-shot against the tuned SoMe-LVLM, per task, in the paper's table shape.
 
-    python benchmarks/generation_quality.py [--models base tuned] [--n 40] [--judge none|base]
+    python benchmarks/generation_quality.py [--models base tuned] [--n 40] [--judge none|base|openai --judge-url URL]
         [--somedata runs/somedata] [--tuned some-lvlm] [--out benchmarks/results]
 
 Held-out TEST records of a SoMeData build (``somelvlm data build``), a fixed sample of ``--n`` per
@@ -90,8 +90,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--models", nargs="+", default=["base", "tuned"], choices=["base", "tuned"])
     ap.add_argument("--tasks", nargs="+", default=GEN_TASKS + CLS_TASKS)
     ap.add_argument("--n", type=int, default=40, help="test records per task")
-    ap.add_argument("--judge", choices=["none", "base"], default="none",
-                    help="judge backend for detoxify / explain tasks: the base SmolLM2 (weak) or none")
+    ap.add_argument("--judge", choices=["none", "base", "openai"], default="none",
+                    help="judge for detoxify / explain_sarcasm: the base SmolLM2 (weak), an OpenAI-compatible "
+                         "endpoint (--judge-url, --judge-model), or none")
+    ap.add_argument("--judge-url", default=None, help="e.g. http://127.0.0.1:8000/v1 (vLLM, our server, OpenAI)")
+    ap.add_argument("--judge-model", default=None)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--cache", type=Path, default=REPO / "runs" / "generation_eval")
@@ -135,15 +138,36 @@ def main(argv: list[str] | None = None) -> None:
             answers = cached_answers(args.cache, which, task, records, run)
             scores[task] = score_task(task, records, answers)
             if args.judge != "none" and task in ("detoxify", "explain_sarcasm"):
-                judge = judge or LVLMGenerator.from_base(args.base, name="judge")
+                judge = judge or make_judge(args)
                 posts = [r["conversations"][0]["value"] for r in records]
                 scores[task] |= judge_task(judge, task, records, answers, posts)
             print(which, task, json.dumps(scores[task]), flush=True)
             summary["models"][which] = {"name": gen.name, "scores": scores, "images": reads_images,
                                         "seconds": round(time.perf_counter() - t0, 1)}
             write(summary, args, tests, detox_all, detox_train)  # after every task: a stopped run keeps its scores
+    if judge is not None and "detoxify" in tests:
+        # Does the judge discriminate at all? Score the references themselves, the toxic input copied
+        # unchanged and an empty answer on the same items.
+        recs = tests["detoxify"]
+        posts = [r["conversations"][0]["value"] for r in recs]
+        probes = {"reference": [r["references"][0] for r in recs], "copy_input": [detox_all[r["id"]][0] for r in recs],
+                  "empty": ["" for _ in recs]}
+        summary["judge_sanity"] = {name: judge_task(judge, "detoxify", recs, answers, posts)["judge"]
+                                   for name, answers in probes.items()}
     write(summary, args, tests, detox_all, detox_train)
     print(to_markdown(summary))
+
+
+def make_judge(args):
+    """The judge Generator: the local base model, or an OpenAI-compatible endpoint."""
+    from somelvlm.models.generation import GENERATORS
+    from somelvlm.models.lvlm import LVLMGenerator
+
+    if args.judge == "openai":
+        if not args.judge_url:
+            raise SystemExit("--judge openai needs --judge-url (and usually --judge-model)")
+        return GENERATORS.get("openai_http")(base_url=args.judge_url, model=args.judge_model)
+    return LVLMGenerator.from_base(args.base, name="judge")
 
 
 def write(summary: dict, args, tests: dict, detox_all: dict, detox_train: list) -> None:
@@ -191,6 +215,11 @@ def to_markdown(s: dict) -> str:
         c = s["baseline_copy_input"]["detoxify"]
         lines += ["", f"Copying the toxic input unchanged scores BLEU {c['bleu']:.2f} / ROUGE-L {c['rouge_l']:.2f} "
                       "on the same items (ParaDetox rewrites keep most words)."]
+    if "judge_sanity" in s:
+        j = s["judge_sanity"]
+        lines += ["", f"Judge sanity check on detoxify ({s['setup']['judge']} judge): the references themselves score "
+                      f"{j['reference']:.2f}, the toxic input copied {j['copy_input']:.2f}, an empty answer "
+                      f"{j['empty']:.2f}. A judge that cannot tell these apart says nothing about the models."]
     lines += ["", "The published numbers are context only: another model (7B), another test sample, another "
                   "prompt set.", ""]
     return "\n".join(lines)

@@ -66,6 +66,23 @@ def test_batched_greedy_equals_one_by_one_and_warns_on_long_prompts(tiny_lm, cap
         gen.generate(["x"], images=[object()])
 
 
+def test_option_probs_padding_invariant_and_drive_a_probability_judge(tiny_lm):
+    from somelvlm.evaluate.judge import judge_scores
+
+    gen = LVLMGenerator.from_base(tiny_lm)
+    prompts = ["Rate it from 1 to 5.", "A much longer prompt, so that the first one is left-padded: rate it 1 to 5."]
+    batched = gen.option_probs(prompts, ["1", "2", "3", "4", "5"])
+    alone = gen.option_probs(prompts[:1], ["1", "2", "3", "4", "5"])
+    assert len(batched) == 2 and all(len(row) == 5 and abs(sum(row) - 1) < 1e-5 for row in batched)
+    assert max(abs(a - b) for a, b in zip(batched[0], alone[0])) < 1e-4
+    result = judge_scores(gen, "detoxify", ["you idiot", "shut up"], ["you are wrong", "please stop"],
+                          ["you are wrong", ""])
+    assert result.mode == "probability" and result.parsed == 2
+    assert all(1 <= s <= 5 for s in result.scores)
+    with pytest.raises(ValueError, match="distinct"):
+        gen.option_probs(prompts, ["yes", "yes"])
+
+
 def _lvlm_with_lora_and_connector(folder, seed=0):
     from peft import LoraConfig, get_peft_model
 

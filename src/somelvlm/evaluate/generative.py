@@ -93,7 +93,8 @@ def judge_task(judge: Generator, task_name: str, records: list[dict], answers: l
     from somelvlm.evaluate.judge import judge_scores
 
     result = judge_scores(judge, task_name, posts, [references(r) for r in records], answers)
-    return {"judge": result.mean, "judge_parsed": 100.0 * result.parsed / max(1, result.total)}
+    return {"judge": result.mean, "judge_parsed": 100.0 * result.parsed / max(1, result.total),
+            "judge_mode": result.mode}
 
 
 def dump(obj) -> str:

@@ -223,6 +223,23 @@ class LVLMGenerator:
             log.warning("%d of %d answers are empty", empty, len(answers))
         return answers
 
+    def option_probs(self, prompts: list[str], options: list[str]) -> list[list[float]]:
+        """For each (text) prompt, the probability that the answer starts with each option, from
+        the next-token distribution renormalised over the options' first tokens: the scoring a
+        probability-weighted LLM judge uses. Returns (len(prompts), len(options))."""
+        first = [self.tokenizer(o, add_special_tokens=False)["input_ids"][0] for o in options]
+        if len(set(first)) < len(options):
+            raise ValueError(f"options {options} do not start with distinct tokens")
+        limit = max(16, self.max_prompt_tokens - 1)
+        encoded = [encode_prompt(self.tokenizer, p, self.model.num_image_tokens, False, limit) for p in prompts]
+        ids, mask, _ = _left_pad(encoded, self.tokenizer.pad_token_id)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)                         # left padding: real positions
+        with torch.inference_mode():
+            embeds = self.model.embed(ids)
+            logits = self.model.lm(inputs_embeds=embeds, attention_mask=mask,
+                                   position_ids=positions).logits[:, -1, :]     # (batch, vocab)
+        return logits[:, first].float().softmax(-1).tolist()
+
 
 def _left_pad(encoded: list[EncodedPrompt], pad_id: int):
     """(ids, attention_mask, image_mask), each (batch, longest), padded on the left for decoding."""
