@@ -51,3 +51,5 @@ def test_aliases_the_question_invites():
     assert parse_answer(irony, "non irony") == "non_irony"
     assert parse_answer(irony, "ironic or not ironic") == INVALID
     assert parse_answer(get_task("humor"), "Humorous.") == "humor"
+    fake_news = get_task("fake_news")  # SoMeLVLM's test set offers [true, false]
+    assert [parse_answer(fake_news, a) for a in ("true", "false", "not true", "real news")] == ["real", "fake", "fake", "real"]
