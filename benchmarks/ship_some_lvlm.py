@@ -60,7 +60,7 @@ def card(config: dict, quality: dict | None, log1: Path | None, log2: Path | Non
         f"- Shipped: LoRA adapter (safetensors) + connector (safetensors), {size:.1f} MB.",
         "- Load: `somelvlm.models.generation.load_generator(\"some-lvlm\")`; CLI `somelvlm generate TASK --text ...`.", "",
         "## Training data and recipe (exactly what was used)", "",
-        "Trained on this 2-core shared CPU, so on a deliberately small subset of SoMeData "
+        "Trained on a 2-core CPU, so on a deliberately small subset of SoMeData "
         "(`somelvlm data build`, records hash-sampled per task):", "",
     ]
     lines += _stage("Stage 1 (LoRA on the LM, text)", t.get("stage1"))
@@ -75,9 +75,11 @@ def card(config: dict, quality: dict | None, log1: Path | None, log2: Path | Non
         lines += ["## Test results (held-out SoMeData test records)", "",
                   to_markdown(quality).split("\n", 2)[2]]
     lines += ["## Limits", "",
-              "A 135M-parameter model trained for minutes on a few hundred records: it learns the answer formats "
-              "(labels, short rewrites, hashtags) far more than the tasks. Explanations of memes are weak; the "
-              "connector saw a few dozen images. Not for moderation decisions.", ""]
+              "A 135M-parameter model trained for well under an hour on a 2-core CPU with a few thousand records: "
+              "it answers in the label set and rewrites toxic posts fluently, but its classification by "
+              "generation is near chance on several tasks (hate collapses to 'not hate'), its hashtags "
+              "repeat themselves and its meme explanations are weak (the connector saw a few hundred images). "
+              "Not for moderation decisions.", ""]
     return "\n".join(lines)
 
 
