@@ -1,6 +1,7 @@
 """Quality of SoMe-mini on every real test split, next to published numbers and offline peers.
 
     python benchmarks/quality.py [--model some-mini] [--data-root ../shared/data] [--skip-frozen] [--also torch-int8]
+    python benchmarks/quality.py --peers-only   # re-score the peers into an existing quality.json
 
 "Ours" is the default runtime (ONNX Runtime fp32 when installed: batch-invariant); ``--also`` scores other
 runtimes as extra rows (torch-int8: the batch-dependent opt-in; torch: torch fp32).
@@ -120,7 +121,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--also", action="append", default=[], choices=["torch", "torch-int8", "onnx"],
                         help="also score this runtime (repeatable); its row is extra")
     parser.add_argument("--fp32", action="store_true", help="(old flag) also score torch fp32")
+    parser.add_argument("--peers-only", action="store_true",
+                        help="re-score only the peers into the existing quality.json (after installing [peers])")
     args = parser.parse_args(argv)
+    if args.peers_only:
+        result = json.loads((OUT / "quality.json").read_text(encoding="utf-8"))
+        result["peers"] = peers(args.data_root)
+        _write(result)
+        return result
 
     from somelvlm.evaluate.harness import evaluate_model
     from somelvlm.models import load_model
@@ -136,11 +144,15 @@ def main(argv: list[str] | None = None) -> dict:
     result["peers"] = peers(args.data_root)
     if not args.skip_frozen:
         result["frozen_minilm_lr"] = frozen_minilm(args.data_root)
+    _write(result)
+    return result
+
+
+def _write(result: dict) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "quality.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     (OUT / "quality.md").write_text(markdown(result), encoding="utf-8")
     print(markdown(result))
-    return result
 
 
 def markdown(r: dict) -> str:
