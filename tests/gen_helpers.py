@@ -49,3 +49,13 @@ def make_tiny_lm(folder: Path, seed: int = 0, hidden: int = 32) -> Path:
     LlamaForCausalLM(config).save_pretrained(folder, safe_serialization=True)
     tok.save_pretrained(folder)
     return folder
+
+
+def sft_record(i: int, task: str, prompt: str, answer: str, image: str | None = None) -> dict:
+    """One SoMeData-style training record (ShareGPT conversations), with an image path if given."""
+    r = {"id": f"t/{task}/{i}", "task": task, "kind": "generation",
+         "conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": answer}]}
+    if image:
+        r["image"] = image
+        r["conversations"][0]["value"] = "<image>\n" + prompt
+    return r

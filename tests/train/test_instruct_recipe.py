@@ -11,21 +11,12 @@ import pytest
 import torch
 
 pytest.importorskip("peft")
-from gen_helpers import make_tiny_lm  # noqa: E402
+from gen_helpers import make_tiny_lm, sft_record  # noqa: E402
 
 from somelvlm.models.generation import GenerationConfig, load_generator  # noqa: E402
 from somelvlm.train.instruct import InstructConfig, train  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _record(i: int, task: str, prompt: str, answer: str, image: str | None = None) -> dict:
-    r = {"id": f"t/{task}/{i}", "task": task, "kind": "generation",
-         "conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": answer}]}
-    if image:
-        r["image"] = image
-        r["conversations"][0]["value"] = "<image>\n" + prompt
-    return r
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +26,11 @@ def tiny_data(tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("somedata")
     (root / "imgs").mkdir()
-    rows = [_record(i, "detoxify", f"Rewrite politely: you idiot number {i}", "please be quiet.") for i in range(12)]
-    rows += [_record(i, "hashtags", f"Suggest hashtags: sun day {i}", "#sun #happy") for i in range(6)]
+    rows = [sft_record(i, "detoxify", f"Rewrite politely: you idiot number {i}", "please be quiet.") for i in range(12)]
+    rows += [sft_record(i, "hashtags", f"Suggest hashtags: sun day {i}", "#sun #happy") for i in range(6)]
     for i in range(6):
         Image.new("RGB", (40, 40), (40 * i, 100, 200 - 30 * i)).save(root / "imgs" / f"{i}.png")
-        rows.append(_record(i, "explain_offensive_meme", "Explain the meme.", "the meme makes fun of politicians.",
+        rows.append(sft_record(i, "explain_offensive_meme", "Explain the meme.", "the meme makes fun of politicians.",
                             image=f"imgs/{i}.png"))
     (root / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return root

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 pytest.importorskip("peft")
+from gen_helpers import sft_record  # noqa: E402
 from vlm_helpers import make_instructblip, make_llava, make_qwen2_vl  # noqa: E402
 
 from somelvlm.models.generation import GenerationConfig  # noqa: E402
@@ -23,15 +24,6 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "configs" / "hf-vlm-lora.example.yaml"
 
 
-def _record(i: int, task: str, prompt: str, answer: str, image: str | None = None) -> dict:
-    r = {"id": f"t/{task}/{i}", "task": task, "kind": "generation",
-         "conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": answer}]}
-    if image:
-        r["image"] = image
-        r["conversations"][0]["value"] = "<image>\n" + prompt
-    return r
-
-
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
     from PIL import Image
@@ -39,10 +31,10 @@ def tiny_data(tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("somedata")
     (root / "imgs").mkdir()
-    rows = [_record(i, "detoxify", f"Rewrite politely: you idiot number {i}", "please be quiet.") for i in range(6)]
+    rows = [sft_record(i, "detoxify", f"Rewrite politely: you idiot number {i}", "please be quiet.") for i in range(6)]
     for i in range(4):
         Image.new("RGB", (48, 40), (60 * i, 100, 200 - 40 * i)).save(root / "imgs" / f"{i}.png")
-        rows.append(_record(i, "explain_offensive_meme", "Explain the meme.", "the meme makes fun of politicians.",
+        rows.append(sft_record(i, "explain_offensive_meme", "Explain the meme.", "the meme makes fun of politicians.",
                             image=f"imgs/{i}.png"))
     (root / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return root
@@ -178,8 +170,8 @@ def test_records_with_a_bad_image_are_skipped_and_named(tiny_data, llava, tmp_pa
     shutil.copytree(tiny_data, data)
     (data / "imgs" / "broken.png").write_bytes(b"not a png")
     with (data / "train.jsonl").open("a") as f:
-        f.write(json.dumps(_record(9, "explain_offensive_meme", "Explain.", "x", image="imgs/broken.png")) + "\n")
-        f.write(json.dumps(_record(10, "explain_offensive_meme", "Explain.", "x", image="imgs/gone.png")) + "\n")
+        f.write(json.dumps(sft_record(9, "explain_offensive_meme", "Explain.", "x", image="imgs/broken.png")) + "\n")
+        f.write(json.dumps(sft_record(10, "explain_offensive_meme", "Explain.", "x", image="imgs/gone.png")) + "\n")
     logs: list[str] = []
     common = {**_common(data, llava), "data": str(data), "data_root": str(data)}
     train(InstructConfig(stage=1, out=str(tmp_path / "run"), max_steps=1, **common), log=logs.append)

@@ -136,3 +136,20 @@ def check_base(expected: dict, model, where: Path | str) -> None:
         raise BaseModelError(f"{where} was trained on base model {expected.get('name')!r} (weights digest "
                              f"{expected['digest']}), but the loaded base has digest {digest}: pass "
                              f"base={expected.get('name')!r}")
+
+
+def attach_adapter(model, folder: Path, meta: dict):
+    """``model`` with the peft adapter that ``meta["adapter"]`` names inside ``folder`` (a PeftModel);
+    a missing or ill-fitting adapter is a ``BaseModelError`` naming the base model it needs."""
+    from peft import PeftModel
+
+    need = meta.get("base") or {}
+    adapter = Path(folder) / meta["adapter"]
+    if not (adapter / "adapter_config.json").is_file():
+        raise BaseModelError(f"{folder}: adapter folder {adapter} is missing (the model needs base "
+                             f"{need.get('name')!r} plus this adapter)")
+    try:
+        return PeftModel.from_pretrained(model, adapter)
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise BaseModelError(f"the adapter in {adapter} does not fit this base: it needs base model "
+                             f"{need.get('name')!r} ({e.__class__.__name__}: {str(e)[:200]})") from e

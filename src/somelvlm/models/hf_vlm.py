@@ -225,24 +225,15 @@ def read_trained(folder: str | Path | None) -> dict | None:
 def apply_trained(model, folder: Path, meta: dict, dtype: torch.dtype = torch.float32):
     """``model`` (the base) with the folder's LoRA adapter merged and its tuned projector loaded;
     ``BaseModelError`` naming the base the folder needs when ``model`` is another one."""
-    from peft import PeftModel
     from safetensors.torch import load_file
 
-    from somelvlm.models.base_lm import BaseModelError, check_base
+    from somelvlm.models.base_lm import BaseModelError, attach_adapter, check_base
 
     need = meta.get("base") or {}
     if need.get("digest") and dtype == getattr(torch, need.get("dtype") or "float32"):  # digest of that dtype
         check_base(need, model, folder)
     if meta.get("adapter"):
-        adapter = folder / meta["adapter"]
-        if not (adapter / "adapter_config.json").is_file():
-            raise BaseModelError(f"{folder}: adapter folder {adapter} is missing (the model needs base "
-                                 f"{need.get('name')!r} plus this adapter)")
-        try:
-            model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
-        except (RuntimeError, ValueError, KeyError) as e:
-            raise BaseModelError(f"the adapter in {adapter} does not fit this base: it needs base model "
-                                 f"{need.get('name')!r} ({e.__class__.__name__}: {str(e)[:200]})") from e
+        model = attach_adapter(model, folder, meta).merge_and_unload()
     if meta.get("projector"):
         state = load_file(str(folder / meta["projector"]))
         own = model.state_dict()

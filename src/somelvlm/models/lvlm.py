@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from somelvlm.data.somedata import IMAGE_TOKEN
-from somelvlm.models.base_lm import BaseModelError, check_base, resolve_base, weights_digest
+from somelvlm.models.base_lm import BaseModelError, attach_adapter, check_base, resolve_base, weights_digest
 from somelvlm.models.connector import ConnectorConfig, build_connector
 from somelvlm.models.generation import GenerationConfig, paired_images
 
@@ -298,17 +298,7 @@ def load_lvlm(folder: str | Path, base: str | Path | None = None, merge: bool = 
                              f"(digest {need.get('digest')}): {e}") from e
     check_base(need, lm, folder)
     if meta.get("adapter"):
-        from peft import PeftModel
-
-        adapter = folder / meta["adapter"]
-        if not (adapter / "adapter_config.json").is_file():
-            raise BaseModelError(f"{folder}: adapter folder {adapter} is missing (the model needs base "
-                                 f"{need.get('name')!r} plus this adapter)")
-        try:
-            lm = PeftModel.from_pretrained(lm, adapter)
-        except (RuntimeError, ValueError, KeyError) as e:
-            raise BaseModelError(f"the adapter in {adapter} does not fit this base: it needs base model "
-                                 f"{need.get('name')!r} ({e.__class__.__name__}: {str(e)[:200]})") from e
+        lm = attach_adapter(lm, folder, meta)
         if merge:
             lm = lm.merge_and_unload()
     connector = None
