@@ -67,6 +67,11 @@ def test_openai_generator_client_against_the_server(server, tiny_generator):
     prompts = ["a", "polite version of: you idiot", "hashtags: rain again"]
     config = GenerationConfig(max_new_tokens=8)
     assert remote.generate(prompts, None, config) == tiny_generator.generate(prompts, None, config)
+    # the LLM judge runs over the same endpoint: text replies, the digit parsed (random words: mostly none)
+    from somelvlm.evaluate.judge import judge_scores
+
+    judged = judge_scores(remote, "detoxify", ["you idiot", "shut up"], ["you are wrong", "please stop"], ["x", ""])
+    assert judged.mode == "text" and judged.total == 2 and len(judged.scores) == 2
     # the tiny generator has no connector: an image is a clear client error, and the server stays up
     r = httpx.post(server.url + "/v1/chat/completions", json={"model": "tiny-llama", "max_tokens": 4, "messages": [
         {"role": "user", "content": [{"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {
