@@ -59,3 +59,21 @@ def sft_record(i: int, task: str, prompt: str, answer: str, image: str | None = 
         r["image"] = image
         r["conversations"][0]["value"] = "<image>\n" + prompt
     return r
+
+
+def write_tiny_somedata(root: Path, detox: int, hashtags: int, images: int, size: tuple[int, int] = (48, 40)) -> Path:
+    """A SoMeData-style ``train.jsonl`` in ``root``: ``detox`` and ``hashtags`` text records and
+    ``images`` meme-explanation records whose drawn PNGs lie under ``root/imgs``."""
+    import json
+
+    from PIL import Image
+
+    (root / "imgs").mkdir(parents=True, exist_ok=True)
+    rows = [sft_record(i, "detoxify", f"Rewrite politely: you idiot number {i}", "please be quiet.") for i in range(detox)]
+    rows += [sft_record(i, "hashtags", f"Suggest hashtags: sun day {i}", "#sun #happy") for i in range(hashtags)]
+    for i in range(images):
+        Image.new("RGB", size, (40 * i % 256, 100, max(0, 200 - 30 * i))).save(root / "imgs" / f"{i}.png")
+        rows.append(sft_record(i, "explain_offensive_meme", "Explain the meme.", "the meme makes fun of politicians.",
+                               image=f"imgs/{i}.png"))
+    (root / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 pytest.importorskip("peft")
-from gen_helpers import make_tiny_lm, sft_record  # noqa: E402
+from gen_helpers import make_tiny_lm, write_tiny_somedata  # noqa: E402
 
 from somelvlm.models.generation import GenerationConfig, load_generator  # noqa: E402
 from somelvlm.train.instruct import InstructConfig, train  # noqa: E402
@@ -21,19 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
-    from PIL import Image
-
     torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("somedata")
-    (root / "imgs").mkdir()
-    rows = [sft_record(i, "detoxify", f"Rewrite politely: you idiot number {i}", "please be quiet.") for i in range(12)]
-    rows += [sft_record(i, "hashtags", f"Suggest hashtags: sun day {i}", "#sun #happy") for i in range(6)]
-    for i in range(6):
-        Image.new("RGB", (40, 40), (40 * i, 100, 200 - 30 * i)).save(root / "imgs" / f"{i}.png")
-        rows.append(sft_record(i, "explain_offensive_meme", "Explain the meme.", "the meme makes fun of politicians.",
-                            image=f"imgs/{i}.png"))
-    (root / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return root
+    return write_tiny_somedata(tmp_path_factory.mktemp("somedata"), detox=12, hashtags=6, images=6, size=(40, 40))
 
 
 def test_stage1_resumes_and_stage2_trains_only_the_connector(tiny_data, tmp_path, monkeypatch):

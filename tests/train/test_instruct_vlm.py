@@ -14,7 +14,7 @@ import pytest
 import torch
 
 pytest.importorskip("peft")
-from gen_helpers import sft_record  # noqa: E402
+from gen_helpers import sft_record, write_tiny_somedata  # noqa: E402
 from vlm_helpers import make_instructblip, make_llava, make_qwen2_vl  # noqa: E402
 
 from somelvlm.models.generation import GenerationConfig  # noqa: E402
@@ -26,18 +26,8 @@ EXAMPLE = REPO / "configs" / "hf-vlm-lora.example.yaml"
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
-    from PIL import Image
-
     torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("somedata")
-    (root / "imgs").mkdir()
-    rows = [sft_record(i, "detoxify", f"Rewrite politely: you idiot number {i}", "please be quiet.") for i in range(6)]
-    for i in range(4):
-        Image.new("RGB", (48, 40), (60 * i, 100, 200 - 40 * i)).save(root / "imgs" / f"{i}.png")
-        rows.append(sft_record(i, "explain_offensive_meme", "Explain the meme.", "the meme makes fun of politicians.",
-                            image=f"imgs/{i}.png"))
-    (root / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return root
+    return write_tiny_somedata(tmp_path_factory.mktemp("somedata"), detox=6, hashtags=0, images=4)
 
 
 @pytest.fixture(scope="module")
