@@ -43,7 +43,7 @@ def test_levels_select_tasks_and_unknown_tasks_fail(analyzer):
         Analyzer(tasks=["ironyy"])
     # generation tasks have no head: they go to the generative model (loaded on first use)
     gen_only = Analyzer(tasks=["detoxify"])
-    assert gen_only.tasks == [] and [t.name for t in gen_only.generative.tasks] == ["detoxify"]
+    assert gen_only.choice.classify == [] and gen_only.choice.generate == ["detoxify"]
 
 
 def test_cli_on_a_file_with_bad_rows(tmp_path):

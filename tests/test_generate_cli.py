@@ -35,16 +35,17 @@ def test_generate_command_prints_jsonl(tiny_lvlm, capsys):
     assert [r["id"] for r in rows] == ["0", "1"] and all("label" in r for r in rows)
 
 
-def test_generate_command_errors_are_one_line(tiny_lvlm, tmp_path):
+def test_generate_command_errors_are_one_line(tiny_lvlm, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["generate", "detoxify", "--model", str(tiny_lvlm)])
     assert e.value.code == 2
     with pytest.raises(SystemExit):
         main(["generate", "detoxifyy", "--text", "x", "--model", str(tiny_lvlm)])
     bad = tmp_path / "posts.jsonl"
-    bad.write_text('{"text": "ok"}\nnot json\n')
-    with pytest.raises(SystemExit):
-        main(["generate", "detoxify", "--input", str(bad), "--model", str(tiny_lvlm)])
+    bad.write_text('{"text": "ok"}\nnot json\n')  # a bad line is an error record; the good row goes on
+    main(["generate", "detoxify", "--input", str(bad), "--model", str(tiny_lvlm), "--max-new-tokens", "2", "--json"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows[0]["text"] == "ok" and "answer" in rows[0] and rows[1]["line"] == 2 and "error" in rows[1]
 
 
 def test_analyze_runs_generation_tasks_next_to_heads(tiny_lvlm, tmp_path):

@@ -167,8 +167,7 @@ def analyze_cmd(
     if show or (show is None and out is None):
         from somelvlm.views import analysis_tables
 
-        shown = analyzer.tasks + ([t.name for t in analyzer.generative.tasks] if analyzer.generative else [])
-        for table in analysis_tables(target, shown):
+        for table in analysis_tables(target, analyzer.tasks):
             console.print(table)
 
 
@@ -185,18 +184,16 @@ def eval_cmd(
 ) -> None:
     """Score a model on real test splits with each task's official metrics."""
     from somelvlm.evaluate.harness import evaluate_model, to_markdown, write_results
-    from somelvlm.models import load_model
+    from somelvlm.pipeline import Pipeline
 
     if split not in ("test", "val"):
         raise ValueError(f"--split must be test or val, got {split!r}")
     data_root = data_root or _default_data_root()
     if not data_root.is_dir():
         raise FileNotFoundError(f"data root {data_root} not found: pass --data-root (or set SOMELVLM_DATA)")
-    m = load_model(model, int8=int8, runtime=runtime)
-    names = _split_commas(tasks) or m.tasks
-    summary = evaluate_model(m, names, data_root, split, limit)
-    summary["model"] = str(m.folder)
-    json_path, md_path = write_results(summary, out, f"Evaluation of {m.folder.name}")
+    pipeline = Pipeline(model, _split_commas(tasks) or None, int8=int8, runtime=runtime, multimodal=False)
+    summary = evaluate_model(pipeline, pipeline.tasks, data_root, split, limit)
+    json_path, md_path = write_results(summary, out, f"Evaluation of {pipeline.name}")
     console.print(to_markdown(summary))
     console.print(f"wrote {json_path} and {md_path}")
 
@@ -261,11 +258,13 @@ def generate_cmd(
     """Run one task by generation over posts: rewrites, explanations, hashtags or parsed labels."""
     from somelvlm.generate import generate_task, read_posts
 
-    posts = read_posts(text or [], image or [], input)
+    posts, errors = read_posts(text or [], image or [], input)
+    for e in errors:
+        err_console.print(f"skipped {e['id']} (line {e['line']}): {e['error']['reason']}: {e['error']['message']}")
     rows = generate_task(task, posts, model=model, prompt_index=prompt_index,
-                         max_new_tokens=max_new_tokens, batch_size=batch_size)
+                         max_new_tokens=max_new_tokens, batch_size=batch_size) if posts else []
     if as_json:
-        for row in rows:
+        for row in rows + errors:
             print(json.dumps(row, ensure_ascii=False))
         return
     from rich.table import Table

@@ -1,6 +1,6 @@
-"""Tasks by generation: any task of the framework asked of a ``Generator`` with the task's own
-prompt templates; generation tasks return the text, classification tasks the parsed label (or
-``invalid``, SoMeLVLM's zero-shot protocol).
+"""Tasks by generation: any task of the framework asked of a ``Generator`` through the ``Pipeline``,
+with the task's own prompt templates and answer budget; generation tasks return the text,
+classification tasks the parsed label (or ``invalid``, SoMeLVLM's zero-shot protocol).
 
 * detoxify: a polite rewrite (ParaDetox)            * explain_sarcasm: what the post literally means
 * explain_offensive_meme: why a meme is offensive   * hashtags: hashtags for a post
@@ -12,122 +12,56 @@ prompt templates; generation tasks return the text, classification tasks the par
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
-from somelvlm.models.generation import GenerationConfig, Generator
+from somelvlm.pipeline import DEFAULT_GENERATOR, Pipeline, answer_of  # noqa: F401 - answer_of re-exported
 from somelvlm.posts import Post
-from somelvlm.taxonomy.parser import INVALID, parse_answer
-from somelvlm.taxonomy.task import Task
-
-DEFAULT_GENERATOR = "some-lvlm"
-MAX_NEW_TOKENS = {"detoxify": 48, "explain_sarcasm": 48, "explain_offensive_meme": 64, "hashtags": 24}
-"""Answer length per generation task; classification answers need only a few tokens."""
 
 
-@dataclass
-class TaskPrompt:
-    """One post turned into a prompt of a task."""
+def generate_task(task_name: str, posts: list[Post], model=DEFAULT_GENERATOR, prompt_index: int = 0,
+                  max_new_tokens: int | None = None, batch_size: int = 8) -> list[dict]:
+    """One row per post, in order: ``{"id", "text": the input post, "answer": the model's answer}``
+    plus ``label`` (classification) / ``value`` (ratings) parsed from it, and ``invalid: true`` for an
+    answer that names no label or is empty. ``model``: a generator name, folder, URL or instance."""
+    from somelvlm.models import load_generator
 
-    prompt: str
-    image: object | None = None
-
-
-def task_prompt(task: Task, post: Post, prompt_index: int = 0) -> TaskPrompt:
-    """The task's template ``prompt_index`` filled with the post's text; its image (if the model
-    reads images) goes with it. A classification prompt lists the task's answer choices."""
-    return TaskPrompt(task.render(prompt_index, post.text or ""), post.image)
-
-
-def answer_of(task: Task, raw: str) -> dict:
-    """A model answer as a result row: ``{"answer": raw}`` plus ``label`` for classification
-    (``invalid`` when it names no label) or ``text`` for generation (``invalid`` when empty)."""
-    parsed = parse_answer(task, raw)
-    if task.kind == "classification":
-        return {"answer": raw, "label": parsed}
-    if task.kind == "regression":
-        return {"answer": raw, "value": parsed}
-    return {"answer": raw, "text": parsed if parsed != INVALID else ""} | ({"invalid": True} if parsed == INVALID else {})
-
-
-def run_task(generator: Generator, task: Task, posts: list[Post], prompt_index: int = 0,
-             max_new_tokens: int | None = None, batch_size: int = 8) -> list[dict]:
-    """One result row per post (``id``, ``text``, ``answer`` and ``label`` / ``text``), in order."""
-    budget = max_new_tokens or MAX_NEW_TOKENS.get(task.name, 12 if task.kind != "generation" else 64)
-    config = GenerationConfig(max_new_tokens=budget)
+    generator = load_generator(model) if isinstance(model, (str, Path)) else model
+    pipeline = Pipeline(generator, [task_name], generator=generator, prompt_index=prompt_index,
+                        batch_size=batch_size)
+    results = pipeline.generate([(p, task_name) for p in posts], max_new_tokens=max_new_tokens)
     rows = []
-    for start in range(0, len(posts), batch_size):
-        chunk = posts[start:start + batch_size]
-        prompts = [task_prompt(task, p, prompt_index) for p in chunk]
-        images = [tp.image for tp in prompts]
-        answers = generator.generate([tp.prompt for tp in prompts],
-                                     images if any(im is not None for im in images) else None, config)
-        for post, raw in zip(chunk, answers):
-            rows.append({"id": post.id, "text": post.text or "", **answer_of(task, raw)})
+    for post, result in zip(posts, results):
+        extra = {k: v for k, v in result.items() if k not in ("answer", "text")}
+        if result.get("label") == "invalid":
+            extra["invalid"] = True
+        rows.append({"id": post.id, "text": post.text or "", "answer": result["answer"], **extra})
     return rows
 
 
-def generate_task(task_name: str, posts: list[Post], model: str | Generator = DEFAULT_GENERATOR,
-                  prompt_index: int = 0, max_new_tokens: int | None = None, batch_size: int = 8) -> list[dict]:
-    """``run_task`` with a task name and a generator name / folder (loaded here) or instance."""
-    from somelvlm.models.generation import load_generator
-    from somelvlm.taxonomy.registry import get_task
-
-    task = get_task(task_name)
-    generator = load_generator(model) if isinstance(model, (str, Path)) else model
-    return run_task(generator, task, posts, prompt_index, max_new_tokens, batch_size)
-
-
-def read_posts(texts: list[str], images: list[Path], path: Path | None) -> list[Post]:
-    """Posts from ``--text``/``--image`` pairs or a JSONL file (``text``, optional ``image`` and
-    ``id``); a bad line is an error naming the file and line."""
-    from somelvlm.posts import clean_text, load_image
+def read_posts(texts: list[str], images: list[Path], path: Path | None) -> tuple[list[Post], list[dict]]:
+    """``(posts, error records)`` from ``--text``/``--image`` pairs and/or a posts file (JSONL, CSV,
+    TSV or Parquet, read by ``batch.readers`` like ``analyze`` does); a bad row becomes an error
+    record naming its line and why, and the other rows go on."""
+    from somelvlm.batch.readers import RowError, read_rows
+    from somelvlm.batch.runner import error_record, to_post
+    from somelvlm.posts import PostError, clean_text, load_image
 
     if images and len(images) != len(texts):
         raise ValueError(f"got {len(images)} --image for {len(texts)} --text: give one image per text or none")
     posts = [Post(id=str(i), text=clean_text(t), image=load_image(images[i]) if images else None)
              for i, t in enumerate(texts)]
+    errors: list[dict] = []
     if path is not None:
-        if not path.is_file():
+        if not Path(path).is_file():
             raise FileNotFoundError(f"input {path} not found")
-        with path.open(encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                    image = load_image(path.parent / row["image"]) if row.get("image") else None
-                    posts.append(Post(id=str(row.get("id", n)), text=clean_text(row.get("text")), image=image))
-                except (ValueError, KeyError, OSError) as e:
-                    raise ValueError(f"{path}:{n}: {e}") from e
-    if not posts:
+        for row in read_rows(Path(path)):
+            if isinstance(row, RowError):
+                errors.append(error_record(row.id, row.line, row.reason, row.message))
+                continue
+            try:
+                posts.append(to_post(row, image_root=Path(path).resolve().parent))
+            except PostError as err:
+                errors.append(error_record(row.id, row.line, err.reason, str(err).removeprefix(f"{err.reason}: ")))
+    if not posts and not errors:
         raise ValueError("no posts: pass --text or --input")
-    return posts
-
-
-class GenerativeTasks:
-    """The generation tasks of ``analyze``: a generator (loaded on first use) and the tasks it runs,
-    adding ``{"text": ...}`` (or ``{"label": ...}``) per task to each row."""
-
-    def __init__(self, tasks: list[Task], model: str | Path | Generator | None = None) -> None:
-        self.tasks = tasks
-        self.model = model or DEFAULT_GENERATOR
-        self._generator: Generator | None = None
-
-    @property
-    def generator(self) -> Generator:
-        if self._generator is None:
-            from somelvlm.models.generation import load_generator
-
-            self._generator = self.model if not isinstance(self.model, (str, Path)) else load_generator(self.model)
-        return self._generator
-
-    def __call__(self, posts: list[Post], rows: list[dict]) -> list[dict]:
-        for task in self.tasks:
-            # text-only generation for text tasks; memes keep their image when the task reads one
-            chosen = posts if task.modality != "text" else [Post(id=p.id, text=p.text or "") for p in posts]
-            for row, result in zip(rows, run_task(self.generator, task, chosen)):
-                keep = ("text", "answer") if task.kind == "generation" else ("label", "value", "answer")
-                row[task.name] = {k: result[k] for k in keep if k in result}
-        return rows
+    return posts, errors

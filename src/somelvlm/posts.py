@@ -52,6 +52,8 @@ class Post:
     id: str
     text: str | None = None
     image: Image | None = None
+    meta: dict[str, str] | None = None
+    """Extra fields a task's prompt may use (the stance ``target`` topic), e.g. in evaluation."""
 
     def __post_init__(self) -> None:
         if self.text is None and self.image is None:

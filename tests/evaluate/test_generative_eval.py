@@ -10,7 +10,7 @@ import pytest
 from somelvlm.evaluate.generative import (delete_words, generate_answers, learn_toxic_words, references,
                                           score_task)
 from somelvlm.evaluate.judge import judge_scores, parse_score
-from somelvlm.generate import run_task
+from somelvlm.generate import generate_task
 from somelvlm.models.generation import Generator
 from somelvlm.posts import Post
 from somelvlm.taxonomy.registry import get_task
@@ -52,13 +52,14 @@ def test_generation_scores_use_every_reference_and_empty_answers_score_zero():
     assert references({"conversations": [{}, {"value": "only"}]}) == ["only"]
 
 
-def test_run_task_uses_the_task_prompts_and_parses_labels():
+def test_generate_task_uses_the_task_prompts_and_parses_labels():
     gen = Scripted(["not hate", "hmm", "#a #b"])
-    rows = run_task(gen, get_task("hate"), [Post(id="1", text="nice day"), Post(id="2", text="meh")])
+    rows = generate_task("hate", [Post(id="1", text="nice day"), Post(id="2", text="meh")], model=gen)
     assert [r["label"] for r in rows] == ["not_hate", "invalid"]
-    assert "nice day" in gen.prompts[0]
-    rows = run_task(gen, get_task("hashtags"), [Post(id="3", text="sunny beach")])
-    assert rows[0]["text"] == "#a #b"
+    assert "nice day" in gen.prompts[0] and rows[0]["text"] == "nice day"  # the input post is kept
+    rows = generate_task("hashtags", [Post(id="3", text="sunny beach")], model=gen)
+    assert rows[0]["answer"] == "#a #b" and rows[0]["text"] == "sunny beach"
+    assert get_task("hashtags").answer_tokens == 24  # the task YAML's generation budget
 
 
 def test_judge_scores_with_any_generator():

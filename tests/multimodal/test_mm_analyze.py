@@ -30,7 +30,7 @@ def test_image_posts_get_image_text_heads_and_text_posts_do_not_change(feature_c
              Post(id="i", text="you people are idiots", image=draw_meme(0, True))]
     analyzer = Analyzer(tasks=MM_TASKS + ["emotion"])
     rows = analyzer(posts)
-    analyzer.stages = []  # as Analyzer(multimodal=False)
+    analyzer.image_heads = None  # as Analyzer(multimodal=False)
     plain = analyzer(posts)
     assert rows[0] == plain[0]  # a text-only post: exactly as before
     shipped = MultimodalHeads.shipped().tasks

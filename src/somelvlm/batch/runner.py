@@ -182,7 +182,7 @@ def _post_error(row: Row | RowError, err: PostError) -> dict:
     return error_record(row.id, row.line, err.reason, str(err).removeprefix(f"{err.reason}: "))
 
 
-def _checked(outputs: object, n: int) -> list[dict]:
+def _checked(outputs: object, n: int) -> list[dict | PostError]:
     if not isinstance(outputs, list) or len(outputs) != n or not all(isinstance(o, dict) for o in outputs):
         got = f"{len(outputs)} items" if isinstance(outputs, list) else type(outputs).__name__
         raise TypeError(f"predict must return a list of {n} dicts, got {got}")

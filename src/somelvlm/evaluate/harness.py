@@ -13,50 +13,125 @@ from pathlib import Path
 
 import numpy as np
 
+from somelvlm.posts import Post
+
 TWEETEVAL_FIVE = ("emotion", "hate", "irony", "offensive", "stance")
 
 
 def evaluate_model(model, tasks: list[str], data_root: Path, split: str = "test",
-                   limit: int | None = None) -> dict:
-    """``{"tasks": {task: {metric: value, "n": items}}, "tweeteval_five": mean, ...}``."""
-    from somelvlm.evaluate.metrics import get_metric, score
-    from somelvlm.taxonomy.registry import get_task
-    from somelvlm.train.head_data import cap, load_items
+                   limit: int | None = None, *, prompt_index: int = 0, progress=None) -> dict:
+    """``{"tasks": {task: {metric: value, "n": items}}, "tweeteval_five": mean, ...}``.
 
-    data = load_items(Path(data_root), tasks)
+    ``model``: a ``Pipeline``, or anything ``Pipeline`` takes as its model (a loaded classifier or
+    generator, a name, a folder, a URL). Tasks with a head are scored on the head's output; the others
+    are asked of the generator with prompt ``prompt_index`` and scored on the parsed answers (plus
+    Acc, Acc* and valid share for classification). ``progress(task, done, total)`` is called per task.
+    """
+    from somelvlm.train.head_data import cap, load_items
+    from somelvlm.evaluate.metrics import head_metrics
+    from somelvlm.pipeline import Pipeline
+
+    pipeline = model if isinstance(model, Pipeline) else Pipeline(model, tasks, multimodal=False)
+    heads = set(pipeline.head_tasks)
+    head_tasks = [t for t in tasks if t in heads]
+    data = load_items(Path(data_root), [t for t in tasks if _has_head_items(t)])
     results: dict = {}
-    for name in tasks:
+    for n_done, name in enumerate(tasks):
+        if progress is not None:
+            progress(name, n_done, len(tasks))
+        start = time.perf_counter()
+        if name not in head_tasks:
+            results[name] = _evaluate_by_generation(pipeline, name, data.get(name), Path(data_root), split, limit,
+                                                    prompt_index)
+            results[name]["seconds"] = round(time.perf_counter() - start, 2)
+            continue
         items = cap(data[name].get(split, []), limit, seed=0)
         if not items:
             results[name] = {"n": 0, "note": f"no {split} items"}
             continue
-        spec = model.specs[name]
-        start = time.perf_counter()
-        probs = model.predict_proba([it.text for it in items], [name])[name]
-        row: dict = {}
-        if spec.kind == "regression":
-            gold, pred = [it.target for it in items], [float(np.clip(p, 0, 5)) for p in probs]
-        else:
-            if spec.groups:
-                probs = probs[np.arange(len(items)), [it.group for it in items]]
-            gold = [spec.labels[it.target] for it in items]
-            pred = [spec.labels[int(p.argmax())] for p in probs]
-        for m in get_task(name).metrics:
-            if m.name == "judge":
-                continue
-            key = m.name + (f"[{','.join(m.labels)}]" if m.labels else "")
-            if get_metric(m.name).needs_scores:  # the score is P(last label): name it the positive class
-                row[key] = round(score(m.name, gold, pred, m.labels or spec.labels, list(probs[:, -1])), 2)
-            else:
-                row[key] = round(score(m.name, gold, pred, m.labels), 2)
+        spec = pipeline.spec(name)
+        probs = pipeline.head_probs([Post(id=str(i), text=it.text) for i, it in enumerate(items)], name)
+        if spec.groups:
+            probs = probs[np.arange(len(items)), [it.group for it in items]]
+        row = {k: round(v, 2) for k, v in head_metrics(name, spec, [it.target for it in items], probs).items()}
         row["n"] = len(items)
         row["seconds"] = round(time.perf_counter() - start, 2)
         results[name] = row
-    summary = {"split": split, "tasks": results}
+    if progress is not None:
+        progress(None, len(tasks), len(tasks))
+    summary = {"split": split, "model": pipeline.name, "tasks": results}
     five = [_primary(name, results[name]) for name in TWEETEVAL_FIVE if name in results and results[name].get("n")]
     if len(five) == len(TWEETEVAL_FIVE):
         summary["tweeteval_five"] = round(float(np.mean(five)), 2)
     return summary
+
+
+def _has_head_items(task_name: str) -> bool:
+    from somelvlm.taxonomy.registry import get_task
+
+    return get_task(task_name).kind in ("classification", "regression")
+
+
+def _evaluate_by_generation(pipeline, name: str, items, data_root: Path, split: str, limit: int | None,
+                            prompt_index: int) -> dict:
+    """Score a task answered by the generator: parsed labels (Acc, Acc*, valid share and the task's
+    metrics, an invalid answer counting as wrong) or texts (BLEU, ROUGE-L, hashtag F1 vs references)."""
+    from somelvlm.train.head_data import cap
+    from somelvlm.evaluate.metrics import score, task_metrics
+    from somelvlm.taxonomy.heads import STANCE_TARGETS
+    from somelvlm.taxonomy.registry import get_task
+
+    task = get_task(name)
+    if task.kind == "generation":
+        examples = cap(_generation_examples(name, data_root, split), limit, seed=0)
+        posts = [Post(id=str(i), text=ex.text) for i, (ex, _) in enumerate(examples)]
+        gold = [refs for _, refs in examples]
+    else:
+        chosen = cap((items or {}).get(split, []), limit, seed=0)
+        spec = pipeline.spec(name)
+        posts = [Post(id=str(i), text=it.text, meta={"target": STANCE_TARGETS[it.group]} if it.group >= 0 else None)
+                 for i, it in enumerate(chosen)]
+        gold = [it.target if spec.kind == "regression" else spec.labels[it.target] for it in chosen]
+    if not posts:
+        return {"n": 0, "note": f"no {split} items"}
+    answers = pipeline.generate([(p, name) for p in posts], prompt_index=prompt_index)
+    row: dict = {"n": len(posts), "by": "generation"}
+    if task.kind == "generation":
+        hyps = [a["text"] or "invalid" for a in answers]
+        for m in task.metrics:
+            if m.name in ("bleu", "rouge_l"):
+                row[m.name] = round(score(m.name, gold, hyps), 2)
+            elif m.name == "hashtag_f1":
+                row[m.name] = round(score(m.name, [g[0] for g in gold], hyps), 2)
+        row["empty"] = sum(not a["text"] for a in answers)
+        return row
+    key = "value" if task.kind == "regression" else "label"
+    pred = [a[key] for a in answers]
+    if task.kind == "classification":
+        for m in ("accuracy", "acc_star", "valid_share"):
+            row[m] = round(score(m, gold, pred), 2)
+        row.update({k: round(v, 2) for k, v in task_metrics(name, gold, pred).items()})
+    else:
+        valid = [(g, p) for g, p in zip(gold, pred) if isinstance(p, (int, float))]
+        row["valid_share"] = round(100.0 * len(valid) / len(gold), 2)
+        if valid:
+            row.update({k: round(v, 2) for k, v in task_metrics(name, *map(list, zip(*valid))).items()})
+    return row
+
+
+def _generation_examples(task_name: str, data_root: Path, split: str) -> list[tuple]:
+    """``(example, references)`` of a generation task's split, from every source the task names."""
+    from somelvlm.data.report import DataReport
+    from somelvlm.data.sources import load_source
+    from somelvlm.taxonomy.registry import get_task
+
+    out = []
+    for source in sorted({s.name for s in get_task(task_name).sources} - {"somelvlm_testset"}):
+        for ex in load_source(source, data_root, DataReport()):
+            if ex.task == task_name and ex.split == split and ex.text:
+                refs = json.loads(ex.meta["references"]) if ex.meta.get("references") else [str(ex.target)]
+                out.append((ex, refs))
+    return out
 
 
 def _primary(task_name: str, row: dict) -> float:

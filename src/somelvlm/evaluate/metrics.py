@@ -176,3 +176,53 @@ def hashtag_f1(gold, pred, labels=(), scores=None) -> float:
 def judge(gold, pred, labels=(), scores=None) -> float:
     """The LLM-judge score (1-5) is computed by a judge backend, not from gold and predictions."""
     raise ValueError("the judge score needs a judge backend: use somelvlm.evaluate.judge")
+
+
+def metric_key(m) -> str:
+    """How a task metric is named in results: ``f1_of[irony]`` for one averaged over some labels."""
+    return m.name + (f"[{','.join(m.labels)}]" if m.labels else "")
+
+
+def task_metrics(task_name: str, gold: Sequence, pred: Sequence, labels: Sequence[str] = (),
+                 scores: Sequence[float] | None = None) -> dict[str, float]:
+    """Every metric the task's YAML lists (the judge excepted), for aligned gold and predicted labels
+    (or numbers, for ratings). ``labels``: the head's label order; ``scores``: P(last label) per item
+    for metrics that rank (AUROC; skipped when None, e.g. answers by generation). The one scoring
+    function of the harness, the training recipes and generative evaluation."""
+    from somelvlm.taxonomy.registry import get_task
+
+    row: dict[str, float] = {}
+    for m in get_task(task_name).metrics:
+        if m.name == "judge":
+            continue
+        if get_metric(m.name).needs_scores:
+            if scores is not None:
+                row[metric_key(m)] = score(m.name, gold, pred, m.labels or labels, scores)
+            continue
+        row[metric_key(m)] = score(m.name, gold, pred, m.labels)
+    return row
+
+
+def head_metrics(task_name: str, spec, targets: Sequence, outputs) -> dict[str, float]:
+    """``task_metrics`` for a head's raw outputs: ``targets`` are label indices (numbers for ratings),
+    ``outputs`` (n, labels) probabilities or (n,) numbers; per-target heads pass each item's own
+    target's row."""
+    import numpy as np
+
+    outputs = np.asarray(outputs)
+    if spec.kind == "regression":
+        return task_metrics(task_name, list(targets), [float(np.clip(o, 0, 5)) for o in outputs])
+    gold = [spec.labels[t] for t in targets]
+    pred = [spec.labels[int(o.argmax())] for o in outputs]
+    return task_metrics(task_name, gold, pred, spec.labels, [float(o[-1]) for o in outputs])
+
+
+def selection_value(task_name: str, row: dict[str, float]) -> float:
+    """The number a recipe maximises for a task: its primary metric, or, when that one is lower-is-better
+    (RMSE of ratings), its first higher-is-better metric."""
+    from somelvlm.taxonomy.registry import get_task
+
+    for m in get_task(task_name).metrics:
+        if m.name != "judge" and get_metric(m.name).higher_is_better and metric_key(m) in row:
+            return row[metric_key(m)]
+    return 0.0

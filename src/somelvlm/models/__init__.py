@@ -1,37 +1,146 @@
-"""Model backends by name, loaded lazily (``"module:Class"``) so heavy imports wait until asked for."""
+"""One registry of model backends, keyed by the ``backend`` each model folder's ``config.json`` names.
+
+Targets are lazy ``"module:Class"`` strings, so torch / transformers / httpx load only when a
+backend is asked for. Every backend class is built as ``Backend(folder, **options)``; remote
+servers are URLs instead of folders (``http://host:8000/v1``, optionally ``#MODEL`` to pick one of
+the models the server lists).
+
+>>> load_model("some-mini")                      # doctest: +SKIP  (compact classifier)
+>>> load_model("some-lvlm")                      # doctest: +SKIP  (lvlm generator)
+>>> load_model("http://127.0.0.1:8000/v1#some-mini")   # doctest: +SKIP  (remote classifier)
+"""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 from somelvlm.registry import Registry
 
-BACKENDS = Registry("model backend", {"compact": "somelvlm.models.compact:CompactModel"})
+BACKENDS = Registry("model backend", {
+    "compact": "somelvlm.models.compact:CompactModel",
+    "image_text": "somelvlm.models.mm_runtime:ImageTextClassifier",
+    "lvlm": "somelvlm.models.lvlm:LVLMGenerator",
+    "hf_vlm": "somelvlm.models.hf_vlm:HFVisionGenerator",
+    "openai_classifier": "somelvlm.models.openai_http:OpenAIClassifier",
+    "openai_http": "somelvlm.models.openai_http:OpenAIGenerator",
+})
+"""Backend name -> ``"module:Class"``. Classifiers: compact, image_text, openai_classifier;
+generators: lvlm, hf_vlm, openai_http."""
+
+CLASSIFIER_BACKENDS = frozenset({"compact", "image_text", "openai_classifier"})
 DEFAULT_MODEL = "some-mini"
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+"""Models shipped in the package, one folder each."""
+
+
+class ModelFolderError(ValueError):
+    """A folder whose ``config.json`` names no known backend."""
+
+
+def model_dirs() -> list[Path]:
+    """Where short model names are looked up: ``SOMELVLM_MODELS`` (``os.pathsep``-separated folders of
+    model folders), then the package's assets."""
+    extra = [Path(p) for p in os.environ.get("SOMELVLM_MODELS", "").split(os.pathsep) if p]
+    return extra + [ASSETS]
 
 
 def model_folder(name: str | Path | None) -> Path:
-    """A shipped model's folder for a short name (``some-mini``), else the given path."""
-    from somelvlm.models.compact import ASSETS
-
-    if name is None:
-        name = DEFAULT_MODEL
-    shipped = ASSETS / str(name)
-    if (shipped / "config.json").is_file():
-        return shipped
+    """A model's folder for a short name (``some-mini``) or a path to a folder holding ``config.json``."""
+    name = DEFAULT_MODEL if name is None else name
+    for root in model_dirs():
+        if (root / str(name) / "config.json").is_file():
+            return root / str(name)
     path = Path(name)
     if (path / "config.json").is_file():
         return path
-    known = sorted(p.name for p in ASSETS.glob("*") if (p / "config.json").is_file())
-    raise FileNotFoundError(f"no model {str(name)!r}: pass a shipped name ({', '.join(known) or 'none shipped'}) "
-                            "or a folder holding config.json")
+    known = sorted({p.name for root in model_dirs() for p in root.glob("*") if (p / "config.json").is_file()})
+    raise FileNotFoundError(f"no model {str(name)!r}: pass a shipped name ({', '.join(known) or 'none shipped'}), "
+                            "a folder holding config.json, or a server URL (http://host:port/v1)")
 
 
-def load_model(name: str | Path | None = None, **kwargs):
-    """Load a model by shipped name or folder with the backend its config names (default compact)."""
-    import json
+def read_model_config(folder: str | Path) -> dict:
+    """A model folder's ``config.json`` with its ``backend`` resolved.
 
+    Folders written before every config named its backend are recognised by their shape (a compact
+    model's ``format``, a multimodal head's ``encoders``); anything else is an error naming the known
+    backends and the keys the folder's config has.
+    """
+    path = Path(folder) / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{folder} is not a model folder (no config.json)") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelFolderError(f"{path} is not valid JSON: {err}") from None
+    if not isinstance(config, dict):
+        raise ModelFolderError(f"{path} must hold a JSON object")
+    if "backend" not in config:
+        if str(config.get("format", "")).startswith("somelvlm-compact"):
+            config["backend"] = "compact"
+        elif "encoders" in config and "task" in config:
+            config["backend"] = "image_text"
+    backend = config.get("backend")
+    if backend not in BACKENDS:
+        raise ModelFolderError(f"{path} names backend {backend!r}; known backends: {', '.join(BACKENDS)} "
+                               f"(its config has keys: {', '.join(sorted(config)) or 'none'})")
+    return config
+
+
+def is_url(name: str | Path | None) -> bool:
+    return isinstance(name, str) and name.lower().startswith(("http://", "https://"))
+
+
+def load_model(name: str | Path | None = None, **options):
+    """A ``Classifier`` or ``Generator`` by shipped name, folder or server URL, built by its backend.
+
+    ``options`` go to the backend's constructor (e.g. ``runtime`` for compact); options a backend
+    does not take are dropped, so one call site can load any kind.
+    """
+    if is_url(name):
+        return _load_remote(str(name), **options)
     folder = model_folder(name)
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    backend = BACKENDS.get(config.get("backend", "compact"))
-    return backend(folder, **kwargs)
+    backend = read_model_config(folder)["backend"]
+    return _construct(BACKENDS.get(backend), folder, options)
+
+
+def load_classifier(name: str | Path | None = None, **options):
+    """``load_model`` that refuses a generator (one line naming what it is)."""
+    model = load_model(name, **options)
+    if not hasattr(model, "predict_proba"):
+        raise ModelFolderError(f"{name} is a generative model ({type(model).__name__}); a classifier is "
+                               f"needed here (backends: {', '.join(sorted(CLASSIFIER_BACKENDS))})")
+    return model
+
+
+def load_generator(name: str | Path, **options):
+    """``load_model`` that refuses a classifier (one line naming what it is)."""
+    model = load_model(name, **options)
+    if not hasattr(model, "generate"):
+        raise ModelFolderError(f"{name} is not a generative model (it is a {type(model).__name__} classifier; "
+                               "generators: lvlm, hf_vlm, openai_http)")
+    return model
+
+
+def _load_remote(url: str, **options):
+    """A server URL: the model after ``#`` (else the first listed); our server marks classifiers."""
+    from somelvlm.models.openai_http import list_models
+
+    base, _, wanted = url.partition("#")
+    listed = list_models(base, api_key=options.get("api_key"))
+    chosen = [m for m in listed if not wanted or m.get("id") == wanted]
+    if not chosen:
+        raise ModelFolderError(f"{base} serves no model {wanted!r}; it lists {[m.get('id') for m in listed]}")
+    entry = chosen[0]
+    backend = "openai_classifier" if entry.get("kind") == "classifier" else "openai_http"
+    return _construct(BACKENDS.get(backend), base, {**options, "model": entry["id"]})
+
+
+def _construct(cls, source, options: dict):
+    import inspect
+
+    params = inspect.signature(cls.__init__).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        options = {k: v for k, v in options.items() if k in params}
+    return cls(source, **options)

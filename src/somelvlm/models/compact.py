@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from somelvlm.models.heads import HeadSpec
-
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
+from somelvlm.models import ASSETS  # noqa: F401 - re-exported
+from somelvlm.taxonomy.heads import HeadSpec
 
 
 class AdapterMismatchError(ValueError):
@@ -44,8 +43,8 @@ def save_compact(net, specs: list[HeadSpec], folder: Path, *, encoder: str, enco
     tmp = folder / "model.safetensors.tmp"
     save_file(tensors, str(tmp), metadata={"format": "somelvlm-compact-v1"})
     tmp.replace(folder / "model.safetensors")
-    config = {"format": "somelvlm-compact-v1", "encoder": encoder, "encoder_digest": encoder_digest,
-              "lora": lora, "max_length": max_length, "heads": [asdict(s) for s in specs], **(extra or {})}
+    config = {"backend": "compact", "format": "somelvlm-compact-v1", "encoder": encoder,
+              "encoder_digest": encoder_digest, "lora": lora, "max_length": max_length, "heads": [asdict(s) for s in specs], **(extra or {})}
     tmp = folder / "config.json.tmp"
     tmp.write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
     tmp.replace(folder / "config.json")
@@ -61,9 +60,11 @@ def load_net(folder: Path, encoder_override: str | None = None):
     from somelvlm.models.heads import MultiTaskNet
 
     folder = Path(folder)
+    from somelvlm.models import read_model_config
+
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{folder} holds no compact model (config.json missing)")
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    config = read_model_config(folder)
     encoder_name = encoder_override or config["encoder"]
     digest = weights_digest(encoder_name)
     if digest != "unknown" and digest != config["encoder_digest"]:
@@ -78,7 +79,7 @@ def load_net(folder: Path, encoder_override: str | None = None):
     lora_sd = {k[5:]: v.float() for k, v in tensors.items() if k.startswith("lora.")}
     set_peft_model_state_dict(peft_model, lora_sd)
     encoder = peft_model.merge_and_unload()
-    specs = [HeadSpec(h["task"], h["kind"], tuple(h["labels"]), tuple(h["groups"])) for h in config["heads"]]
+    specs = [HeadSpec.from_dict(h) for h in config["heads"]]
     net = MultiTaskNet(encoder, specs)
     for task, head in net.heads.items():
         head.weight.data = tensors[f"head.{task}.weight"].float()
@@ -114,6 +115,8 @@ class CompactModel:
                 raise ValueError("int8=True is torch dynamic int8: pass runtime='torch-int8' (or 'auto'), not 'onnx'")
             runtime = "torch-int8"
         self.folder = Path(folder) if folder else ASSETS / "some-mini"
+        self.name = self.folder.name
+        self.modalities = frozenset({"text"})
         self.tokenizer, net, self.config = load_net(self.folder)
         if threads:
             torch.set_num_threads(threads)
@@ -178,9 +181,14 @@ class CompactModel:
                     out[idx] = self.net.embed(enc["input_ids"], enc["attention_mask"]).numpy()
         return out
 
-    def predict_proba(self, texts: list[str], tasks: list[str] | None = None) -> dict[str, np.ndarray]:
-        """``task -> array``: (n, labels) probabilities, (n, groups, labels) for stance, (n,) ratings."""
+    def predict_proba(self, texts: list, tasks: list[str] | None = None) -> dict[str, np.ndarray]:
+        """``task -> array``: (n, labels) probabilities, (n, groups, labels) for stance, (n,) ratings.
+        ``texts``: strings, or posts whose ``text`` the pipeline has read."""
         import torch
+
+        from somelvlm.models.base import texts_of
+
+        texts = texts_of(texts)
 
         tasks = tasks or self.tasks
         unknown = [t for t in tasks if t not in self.specs]
@@ -198,24 +206,12 @@ class CompactModel:
 
     def predict(self, texts: list[str], tasks: list[str] | None = None) -> list[dict]:
         """One dict per text: ``{task: {"label", "prob", "probs"}}``, ``{"value"}`` for ratings, and
-        for stance ``{"targets": {topic: {"label", "prob", "probs"}}}``."""
+        for stance ``{"targets": {topic: {"label", "prob", "probs"}}}`` (``models.base.format_prediction``)."""
+        from somelvlm.models.base import format_prediction
+
         start = time.perf_counter()
         probs = self.predict_proba(texts, tasks)
-        rows: list[dict] = [{} for _ in texts]
-        for task, arr in probs.items():
-            spec = self.specs[task]
-            for i in range(len(texts)):
-                if spec.kind == "regression":
-                    rows[i][task] = {"value": round(float(np.clip(arr[i], 0, 5)), 3)}
-                elif spec.groups:
-                    rows[i][task] = {"targets": {g: _label(spec.labels, arr[i, j]) for j, g in enumerate(spec.groups)}}
-                else:
-                    rows[i][task] = _label(spec.labels, arr[i])
+        rows: list[dict] = [{task: format_prediction(self.specs[task], arr[i]) for task, arr in probs.items()}
+                            for i in range(len(texts))]
         self.last_seconds = time.perf_counter() - start
         return rows
-
-
-def _label(labels: tuple[str, ...], p: np.ndarray) -> dict:
-    k = int(p.argmax())
-    return {"label": labels[k], "prob": round(float(p[k]), 4),
-            "probs": {lab: round(float(x), 4) for lab, x in zip(labels, p)}}

@@ -1,9 +1,9 @@
 """What every text generator offers, so evaluation, ``analyze``, ``generate`` and the server treat
 a local model and a remote OpenAI-compatible server alike.
 
-A generator turns prompts (each with an optional image) into answers. Backends are looked up by
-name through a lazy registry; a shipped or saved generative model is a folder whose
-``config.json`` names its backend (``{"backend": "lvlm", ...}``).
+A generator turns prompts (each with an optional image) into answers (``models.base.Generator``).
+Backends live in the one model registry (``somelvlm.models.BACKENDS``); a shipped or saved
+generative model is a folder whose ``config.json`` names its backend (``{"backend": "lvlm", ...}``).
 
 >>> from somelvlm.models.generation import load_generator, GenerationConfig   # doctest: +SKIP
 >>> gen = load_generator("some-lvlm")                                         # doctest: +SKIP
@@ -13,9 +13,11 @@ name through a lazy registry; a shipped or saved generative model is a folder wh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from somelvlm.registry import Registry
+from somelvlm.models import BACKENDS
+from somelvlm.models.base import Generator  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -43,43 +45,16 @@ class GenerationConfig:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
 
 
-@runtime_checkable
-class Generator(Protocol):
-    """A model that answers prompts, optionally about an image."""
-
-    name: str
-    """Short name reported in results and by the server's ``/v1/models``."""
-
-    def generate(self, prompts: list[str], images: list[Image | None] | None = None,
-                 config: GenerationConfig | None = None) -> list[str]:
-        """One answer per prompt, in order; ``images[i]`` (RGB) goes with ``prompts[i]``."""
-        ...
+GENERATORS = BACKENDS
+"""The model backend registry (one for classifiers and generators; kept under this name for callers
+that register a generator backend)."""
 
 
-GENERATORS = Registry("generator backend", {
-    "lvlm": "somelvlm.models.lvlm:LVLMGenerator",
-    "hf_vlm": "somelvlm.models.hf_vlm:HFVisionGenerator",
-    "openai_http": "somelvlm.models.openai_http:OpenAIGenerator",
-})
-"""Backend name -> ``"module:Class"``; each class is built from a model folder or keyword options."""
+def load_generator(name: str | Path, **kwargs) -> Generator:
+    """A generative model by shipped name, folder or server URL (``models.load_generator``)."""
+    from somelvlm.models import load_generator as load
 
-
-def load_generator(name: str, **kwargs) -> Generator:
-    """A generative model by shipped name or folder, built by the backend its ``config.json`` names.
-
-    Remote servers are not folders: build them directly, e.g.
-    ``GENERATORS.get("openai_http")(base_url="http://127.0.0.1:8000/v1", model="some-lvlm")``.
-    """
-    import json
-
-    from somelvlm.models import model_folder
-
-    folder = model_folder(name)
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    if "backend" not in config or config["backend"] not in GENERATORS:
-        raise ValueError(f"{folder} is not a generative model (its config.json names backend "
-                         f"{config.get('backend', 'compact')!r}; generators: {', '.join(GENERATORS)})")
-    return GENERATORS.get(config["backend"])(folder, **kwargs)
+    return load(name, **kwargs)
 
 
 def paired_images(prompts: list[str], images: list[Image | None] | None) -> list[Image | None]:

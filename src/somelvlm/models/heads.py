@@ -7,32 +7,11 @@ pass serves every task.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from somelvlm.models.encoder import mean_pool
-
-STANCE_TARGETS = ("abortion", "atheism", "climate", "feminist", "hillary")
-
-
-@dataclass(frozen=True)
-class HeadSpec:
-    """What one head predicts: its task, kind and outputs (label ids, or one number)."""
-
-    task: str
-    kind: str
-    """``classification`` or ``regression``."""
-    labels: tuple[str, ...] = ()
-    groups: tuple[str, ...] = ()
-    """For per-target heads (stance): the targets; outputs are ``len(groups) * len(labels)``."""
-
-    @property
-    def width(self) -> int:
-        if self.kind == "regression":
-            return 1
-        return len(self.labels) * max(1, len(self.groups))
+from somelvlm.taxonomy.heads import STANCE_TARGETS, HeadSpec  # noqa: F401 - re-exported
 
 
 class MultiTaskNet(nn.Module):

@@ -139,18 +139,20 @@ class MultimodalHeads:
                         torch.from_numpy(feats[meta["encoders"]["text"]]))
         return {"probs": out["logits"].softmax(-1).numpy(), "g": out["g"].numpy()}
 
-    def predict(self, images: list, texts: list[str | None]) -> list[dict[str, dict]]:
-        """Per post, ``{task: {"label", "prob", "probs", "modality": "image+text"}}`` for every head."""
+    def predict_proba(self, images: list, texts: list[str | None]) -> dict[str, np.ndarray]:
+        """``task -> (n, labels)`` probabilities of every head."""
         feats = self.features(images, self.fill_text(images, texts))
+        return {meta["task"]: self._run(h, feats)["probs"] for h, (_, meta) in enumerate(self.heads)}
+
+    def predict(self, images: list, texts: list[str | None]) -> list[dict[str, dict]]:
+        """Per post, ``{task: {"label", "prob", "probs", "modality": "image+text", ...}}`` for every head."""
+        from somelvlm.models.base import HeadSpec, format_prediction
+
         rows: list[dict[str, dict]] = [{} for _ in images]
-        for h, (_, meta) in enumerate(self.heads):
-            probs = self._run(h, feats)["probs"]
-            labels = meta["labels"]
+        for (_, meta), (task, probs) in zip(self.heads, self.predict_proba(images, texts).items()):
+            spec = HeadSpec(task, "classification", tuple(meta["labels"]))
             for i, p in enumerate(probs):
-                best = int(p.argmax())
-                rows[i][meta["task"]] = {"label": labels[best], "prob": round(float(p[best]), 4),
-                                         "probs": {lab: round(float(v), 4) for lab, v in zip(labels, p)},
-                                         "modality": "image+text"}
+                rows[i][task] = format_prediction(spec, p, modality="image+text")
         return rows
 
     def embed(self, images: list, texts: list[str | None], head: int = 0) -> np.ndarray:
@@ -164,6 +166,40 @@ class MultimodalHeads:
         model, meta = self.heads[head]
         return {"encoders": {k: meta["encoders"][k] for k in ("image", "text")}, "head_digest": state_digest(model),
                 "embedding": "g", "task": meta["task"], "model": str(self.folders[head].resolve())}
+
+
+class ImageTextClassifier:
+    """The ``image_text`` backend: trained image+text heads as a ``Classifier`` (``models.base``).
+
+    A folder is one head (its ``config.json`` has ``task``, ``labels``, ``encoders``) or a set of
+    heads (``{"backend": "image_text", "heads": ["offensive_meme", ...]}`` naming sub-folders, as
+    the shipped ``some-mini-mm``). Posts reach it with their text already read (caption or OCR), so
+    it does no OCR of its own.
+    """
+
+    modalities = frozenset({"image", "text"})
+
+    def __init__(self, folder: Path | str, *, threads: int | None = None, cache: bool = False) -> None:
+        from somelvlm.models import read_model_config
+        from somelvlm.models.base import HeadSpec
+
+        folder = Path(folder)
+        config = read_model_config(folder)
+        folders = [folder / h for h in config["heads"]] if "heads" in config else [folder]
+        self.folder = folder
+        self.name = config.get("name", folder.name)
+        self.heads = MultimodalHeads(folders, ocr=False, num_threads=threads or 1, cache=cache)
+        self.specs = {meta["task"]: HeadSpec(meta["task"], "classification", tuple(meta["labels"]))
+                      for _, meta in self.heads.heads}
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.specs)
+
+    def predict_proba(self, posts: list, tasks: list[str] | None = None) -> dict[str, np.ndarray]:
+        """``task -> (n, labels)``; ``posts[i].image`` may be None (a zero image vector, as in training)."""
+        probs = self.heads.predict_proba([p.image for p in posts], [p.text for p in posts])
+        return {t: probs[t] for t in (tasks or self.tasks)}
 
 
 def head_meta(folder: Path | str) -> dict:

@@ -126,7 +126,7 @@ def save_classifier(model, folder: Path, labels: list[str], extra: dict | None =
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    meta = {"config": asdict(model.config), "labels": list(labels), **(extra or {})}
+    meta = {"backend": "image_text", "config": asdict(model.config), "labels": list(labels), **(extra or {})}
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}

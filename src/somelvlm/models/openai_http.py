@@ -22,12 +22,12 @@ import io
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from somelvlm.models.base import HeadSpec, texts_of
 from somelvlm.models.generation import GenerationConfig
 
 if TYPE_CHECKING:
@@ -108,6 +108,15 @@ def _reason(response) -> str:
         return response.text[:500]
 
 
+def list_models(base_url: str, api_key: str | None = None, timeout: float = 30.0) -> list[dict]:
+    """The ``data`` of a server's ``GET /v1/models`` (our server marks classifiers with ``kind``)."""
+    client = _Client(base_url, api_key, timeout, 1, 1)
+    try:
+        return list(client.request("GET", "/models").get("data") or [])
+    finally:
+        client.close()
+
+
 class OpenAIGenerator:
     """A ``Generator`` over any OpenAI-compatible ``/v1/chat/completions`` (our server, vLLM, ...)."""
 
@@ -146,16 +155,6 @@ class OpenAIGenerator:
         return self.client.map(self._one, [(p, img, config) for p, img in zip(prompts, images)])
 
 
-@dataclass(frozen=True)
-class RemoteHeadSpec:
-    """What a remote classifier head predicts (the fields of ``models.heads.HeadSpec``, without torch)."""
-
-    task: str
-    kind: str
-    labels: tuple[str, ...] = ()
-    groups: tuple[str, ...] = ()
-
-
 class OpenAIClassifier:
     """A compact classifier served by ``somelvlm serve``, used like ``CompactModel`` (for ``evaluate_model``)."""
 
@@ -169,8 +168,9 @@ class OpenAIClassifier:
             raise ValueError(f"{self.client.base_url} serves no classifier {model or ''}; it lists "
                              f"{[m['id'] for m in listed]}")
         self.model = chosen[0]["id"]
-        self.specs = {h["task"]: RemoteHeadSpec(h["task"], h["kind"], tuple(h["labels"]), tuple(h["groups"]))
-                      for h in chosen[0]["heads"]}
+        self.specs = {h["task"]: HeadSpec.from_dict(h) for h in chosen[0]["heads"]}
+        self.name = self.model
+        self.modalities = frozenset({"text"})
         self.folder = Path(self.model)  # harness and CLI print model.folder.name
 
     @property
@@ -189,8 +189,9 @@ class OpenAIClassifier:
         tasks = tasks or self.tasks
         return self.client.map(self._one, [(t, tasks) for t in texts])
 
-    def predict_proba(self, texts: list[str], tasks: list[str] | None = None) -> dict[str, np.ndarray]:
-        """``task -> array`` in the shapes of ``CompactModel.predict_proba``."""
+    def predict_proba(self, texts: list, tasks: list[str] | None = None) -> dict[str, np.ndarray]:
+        """``task -> array`` in the shapes of ``CompactModel.predict_proba`` (texts or posts)."""
+        texts = texts_of(texts)
         tasks = tasks or self.tasks
         unknown = [t for t in tasks if t not in self.specs]
         if unknown:

@@ -10,7 +10,6 @@ Routes: ``POST /v1/analyze`` (JSON or multipart), ``POST /v1/generate``,
 import asyncio
 import json
 import logging
-import threading
 import time
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -55,34 +54,37 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
 
         torch.set_num_threads(config.threads)
     if analyzer is None:
-        from somelvlm.analysis import Analyzer
+        from somelvlm.pipeline import Pipeline
 
-        analyzer = Analyzer(config.model, int8=config.int8, ocr=config.ocr)
+        analyzer = Pipeline(config.model, runtime=getattr(config, "runtime", "auto"), int8=config.int8,
+                            ocr=config.ocr, threads=config.threads, auto_generator=False)
     if generator is None and config.generator:
-        from somelvlm.models.generation import load_generator
+        from somelvlm.models import load_generator
 
         generator = load_generator(config.generator)
     service = AnalysisService(analyzer, generator)
     limits = Limits(max_image_bytes=config.max_body_bytes, max_image_pixels=config.max_image_pixels)
     metrics = ServerMetrics()
     classify_batcher = MicroBatcher(service.classify, max_batch=config.max_batch, max_wait_ms=config.batch_wait_ms,
-                                    name="classify", on_batch=metrics.on_batch)
+                                    key=lambda item: item[2], name="classify", on_batch=metrics.on_batch)
+    task_batcher = MicroBatcher(service.generate_tasks, max_batch=config.max_batch, max_wait_ms=config.batch_wait_ms,
+                                key=lambda item: item[1], name="generate_tasks", on_batch=metrics.on_batch)
     generate_batcher = MicroBatcher(service.generate, max_batch=config.max_batch, max_wait_ms=config.batch_wait_ms,
                                     key=lambda item: item[2], name="generate", on_batch=metrics.on_batch)
     limit = ConcurrencyLimit(config.max_concurrency)
-    ocr_lock = threading.Lock()
 
     @asynccontextmanager
     async def lifespan(_app):
         yield
         await classify_batcher.close()
+        await task_batcher.close()
         await generate_batcher.close()
 
     app = FastAPI(title="somelvlm", version=_version(), lifespan=lifespan,
                   description="Social-media posts through language and vision-language models: labels per "
                               "cognitive level, generation, and an OpenAI-compatible chat endpoint.")
     app.state.service, app.state.config, app.state.metrics = service, config, metrics
-    app.state.batchers = {"classify": classify_batcher, "generate": generate_batcher}
+    app.state.batchers = {"classify": classify_batcher, "generate": generate_batcher, "generate_tasks": task_batcher}
 
     # ----- errors: always JSON, 4xx for what the client can fix -----------------------------------
     @app.exception_handler(APIError)
@@ -132,41 +134,30 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
         return GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
 
     async def analyze_post(req: AnalyzeRequest, image_value) -> dict:
+        """One post through the pipeline: heads by micro-batch, then generation tasks by micro-batch."""
         from somelvlm.posts import Post, PostError, clean_text
 
         start = time.perf_counter()
-        choice = service.choose(req.tasks, req.levels, req.generate)
         image = await read_image(image_value, "image")
+        choice = service.choose(req.tasks, req.levels, req.generate, image=image is not None)
         try:
-            text = clean_text(req.text, limits)
-            post = Post(id=req.id or "", text=text, image=image)
+            post = Post(id=req.id or "", text=clean_text(req.text, limits), image=image)
         except PostError as err:
             raise APIError(400, f"text: {err}" if req.text is not None else "send a text or an image",
                            param="text") from None
-        source = "text"
-        if text is None:
-            def read_text():
-                with ocr_lock:
-                    return service.analyzer.text_of(post)
-            try:
-                text, source = await asyncio.to_thread(read_text)
-            except PostError as err:
-                raise APIError(422, f"image: {err}", param="image") from None
-        rows = await classify_batcher.submit((text, tuple(choice.classify))) if choice.classify else {}
-        results = {t: service.format(t, rows[t], req.probability_digits) for t in choice.classify}
+        row = await classify_batcher.submit((post, tuple(choice.classify), req.probability_digits))
+        if isinstance(row, PostError):
+            raise APIError(422, f"image: {row}", param="image")
+        source = row.pop("text_source", "text")
+        text_read = row.pop("text_read", None)
+        results = {t: row[t] for t in choice.classify}
         generated = {}
-        if choice.generate and image is not None and not generator_reads_images(service.generator):
-            for t in [t for t in choice.generate if service.task_image(t, image) is not None]:
-                choice.generate.remove(t)
-                choice.skipped[t] = f"the generative model {service.generator.name} cannot read images"
         if choice.generate:
-            cfg = gen_config(128, 0.0, 1.0, None)
-            texts = await asyncio.gather(*(generate_batcher.submit((service.task_prompt(t, text),
-                                                                    service.task_image(t, image), cfg))
-                                           for t in choice.generate))
-            generated = dict(zip(choice.generate, texts))
+            read = Post(id=post.id, text=text_read or post.text, image=image)
+            answers = await asyncio.gather(*(task_batcher.submit((read, t)) for t in choice.generate))
+            generated = {t: a.get("text", a.get("label", "")) for t, a in zip(choice.generate, answers)}
         return {"id": req.id, "model": service.model_name, "text_source": source,
-                "text_read": text if source != "text" else None,
+                "text_read": text_read if source != "text" else None,
                 "image": {"width": image.width, "height": image.height} if image is not None else None,
                 "results": results, "generated": generated, "skipped": choice.skipped,
                 "levels": service.by_level(results, generated), "seconds": round(time.perf_counter() - start, 4)}
@@ -254,7 +245,7 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
     async def models():
         """OpenAI model list; the classifier's entry also lists its tasks and heads."""
         data = [{"id": service.model_name, "object": "model", "created": 0, "owned_by": "somelvlm",
-                 "kind": "classifier", "tasks": service.model.tasks, "heads": service.heads()}]
+                 "kind": "classifier", "tasks": service.pipeline.head_tasks, "heads": service.heads()}]
         if service.generator is not None:
             data.append({"id": service.generator.name, "object": "model", "created": 0, "owned_by": "somelvlm",
                          "kind": "generator"})
@@ -266,7 +257,7 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
         from somelvlm.taxonomy.registry import tasks_by_level
         from somelvlm.taxonomy.levels import LEVELS
 
-        heads = set(service.model.tasks)
+        heads = set(service.pipeline.head_tasks)
         grouped = tasks_by_level()
         return [{"id": lv.id, "name": lv.name, "description": lv.description,
                  "tasks": [t.name for t in grouped[lv.id]

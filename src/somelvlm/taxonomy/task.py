@@ -15,7 +15,8 @@ KINDS: tuple[str, ...] = ("classification", "regression", "generation")
 MODALITIES: tuple[str, ...] = ("text", "image", "both")
 PLACEHOLDERS = {"text", "choices", "target", "range"}
 _KEYS = {"name", "level", "family", "modality", "kind", "description", "labels", "aliases", "range",
-         "metrics", "sources", "prompts"}
+         "metrics", "sources", "prompts", "generation"}
+GENERATION_KEYS = {"max_new_tokens"}
 
 
 class TaskFileError(ValueError):
@@ -63,7 +64,17 @@ class Task:
     aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Classification only: label id -> other words an answer may use for it, where the question's
     wording invites them ("Is it ironic?" -> ``irony: [ironic]``); the parser accepts them."""
+    max_new_tokens: int | None = None
+    """How many tokens an answer by generation may take (YAML ``generation: {max_new_tokens: N}``);
+    None: 12 for classification and rating answers, 64 for generation tasks."""
     path: Path | None = field(default=None, compare=False)
+
+    @property
+    def answer_tokens(self) -> int:
+        """The answer budget when this task is asked of a generator."""
+        if self.max_new_tokens is not None:
+            return self.max_new_tokens
+        return 64 if self.kind == "generation" else 12
 
     @property
     def label_ids(self) -> list[str]:
@@ -166,10 +177,16 @@ class Task:
                 raise fail(f"prompt {i} must contain {{text}}")
             if data["kind"] == "classification" and "choices" not in names:
                 raise fail(f"prompt {i} of a classification task must list {{choices}}")
+        generation = data.get("generation") or {}
+        if not isinstance(generation, dict) or set(generation) - GENERATION_KEYS:
+            raise fail(f"`generation` takes only {sorted(GENERATION_KEYS)}")
+        max_new_tokens = generation.get("max_new_tokens")
+        if max_new_tokens is not None and (not isinstance(max_new_tokens, int) or max_new_tokens < 1):
+            raise fail("`generation.max_new_tokens` must be a positive integer")
         return cls(
             name=data["name"], level=data["level"], family=data["family"], modality=data["modality"],
             kind=data["kind"], description=str(data["description"]).strip(), labels=labels,
-            metrics=metrics, sources=sources, prompts=prompts, range=rng, aliases=aliases, path=path,
+            metrics=metrics, sources=sources, prompts=prompts, range=rng, aliases=aliases, max_new_tokens=max_new_tokens, path=path,
         )
 
 

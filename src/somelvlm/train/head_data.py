@@ -14,7 +14,7 @@ from pathlib import Path
 
 from somelvlm.data.report import DataReport
 from somelvlm.data.sources import load_source
-from somelvlm.models.heads import STANCE_TARGETS, HeadSpec
+from somelvlm.taxonomy.heads import STANCE_TARGETS, HeadSpec, head_spec  # noqa: F401 - head_spec re-exported
 from somelvlm.taxonomy.registry import get_task
 
 TRAIN_FROM_VAL = {"sentiment"}
@@ -27,15 +27,6 @@ class Item:
     text: str
     target: int | float
     group: int = -1
-
-
-def head_spec(task_name: str) -> HeadSpec:
-    task = get_task(task_name)
-    if task.kind not in ("classification", "regression"):
-        raise ValueError(f"task {task_name} is {task.kind}: the compact model only has classification "
-                         "and regression heads")
-    groups = STANCE_TARGETS if task_name == "stance" else ()
-    return HeadSpec(task_name, task.kind, tuple(task.labels), groups)
 
 
 def stance_group(meta: dict) -> int:

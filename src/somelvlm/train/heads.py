@@ -230,8 +230,7 @@ def evaluate_split(net, tokenizer, specs, data, split: str, max_length: int, lim
     """Score every head on ``split`` with its task's metrics; ``primary`` is the first metric."""
     import torch
 
-    from somelvlm.evaluate.metrics import get_metric, score
-    from somelvlm.taxonomy.registry import get_task
+    from somelvlm.evaluate.metrics import head_metrics, selection_value
     from somelvlm.train.head_data import cap
 
     net.eval()
@@ -241,7 +240,6 @@ def evaluate_split(net, tokenizer, specs, data, split: str, max_length: int, lim
             items = cap(data[spec.task].get(split, []), limit, seed=0)
             if not items:
                 continue
-            outs = []
             order = sorted(range(len(items)), key=lambda i: len(items[i].text))
             preds: list = [None] * len(items)
             for s in range(0, len(order), 128):
@@ -253,28 +251,12 @@ def evaluate_split(net, tokenizer, specs, data, split: str, max_length: int, lim
                     out = out[torch.arange(len(idx)), torch.tensor([items[i].group for i in idx])]
                 for j, i in enumerate(idx):
                     preds[i] = out[j]
-            outs = preds
-            task = get_task(spec.task)
-            row = {}
-            for m in task.metrics:
-                if m.name == "judge":
-                    continue
-                if spec.kind == "regression":
-                    gold, pred = [it.target for it in items], [float(o) for o in outs]
-                    row[m.name] = score(m.name, gold, pred)
-                    continue
-                gold = [spec.labels[it.target] for it in items]
-                pred = [spec.labels[int(o.argmax())] for o in outs]
-                key = m.name + (f"[{','.join(m.labels)}]" if m.labels else "")
-                if get_metric(m.name).needs_scores:  # P(last label), so the last label is the positive class
-                    scores = [float(o.softmax(-1)[-1]) for o in outs]
-                    row[key] = score(m.name, gold, pred, m.labels or spec.labels, scores)
-                else:
-                    row[key] = score(m.name, gold, pred, m.labels)
-            first = task.metrics[0]
-            primary = row[first.name + (f"[{','.join(first.labels)}]" if first.labels else "")]
-            if first.name == "rmse":  # report on a 0-100 higher-is-better scale for the mean
-                primary = row.get("pearson", 0.0)
+            if spec.kind == "regression":
+                outs, targets = [float(o) for o in preds], [it.target for it in items]
+            else:
+                outs, targets = torch.stack(preds).softmax(-1).numpy(), [it.target for it in items]
+            row = head_metrics(spec.task, spec, targets, outs)
+            primary = selection_value(spec.task, row)
             row["primary"] = primary
             row["n"] = len(items)
             results[spec.task] = row

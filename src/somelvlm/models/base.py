@@ -1,0 +1,98 @@
+"""The two kinds of model every entry point can use, and the one way their answers are written.
+
+* ``Classifier``: posts in, one probability array per head out (``predict_proba``). SoMe-mini
+  (``compact``), the image+text meme heads (``image_text``) and a remote somelvlm server
+  (``openai_classifier``) are classifiers.
+* ``Generator``: prompts (each with an optional image) in, answers out. SoMe-LVLM (``lvlm``),
+  Hugging Face VLMs (``hf_vlm``) and any OpenAI-compatible server (``openai_http``) are generators.
+
+``format_prediction`` turns one head's output row into the prediction dict that every output
+(``analyze`` JSONL / Parquet, the Python API, the server, chat, ``eval``) carries. Nothing here
+imports torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+from somelvlm.taxonomy.heads import STANCE_TARGETS, HeadSpec
+
+if TYPE_CHECKING:
+    from somelvlm.models.generation import GenerationConfig
+    from somelvlm.posts import Post
+
+__all__ = ["Classifier", "Generator", "HeadSpec", "STANCE_TARGETS", "format_prediction", "texts_of"]
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """A model with one head per task; one call serves every task asked for."""
+
+    name: str
+    """Short name reported in results and by the server's ``/v1/models``."""
+    specs: dict[str, HeadSpec]
+    """Task -> what its head outputs."""
+    modalities: frozenset[str]
+    """What it reads of a post: ``{"text"}`` or ``{"image", "text"}``."""
+
+    def predict_proba(self, posts: list[Post] | list[str], tasks: list[str] | None = None) -> dict[str, np.ndarray]:
+        """``task -> array``: (n, labels) probabilities, (n, groups, labels) for per-target heads,
+        (n,) numbers for ratings. ``posts`` carry the text to read (the pipeline has already read a
+        caption or OCR text into ``post.text``); plain strings are text posts."""
+        ...
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """A model that answers prompts, optionally about an image."""
+
+    name: str
+
+    def generate(self, prompts: list[str], images: list | None = None,
+                 config: GenerationConfig | None = None) -> list[str]:
+        """One answer per prompt, in order; ``images[i]`` (RGB) goes with ``prompts[i]``."""
+        ...
+
+
+def texts_of(posts: list) -> list[str]:
+    """The text of each post (``Post.text`` or the string itself), for text classifiers."""
+    return [p if isinstance(p, str) else (p.text or "") for p in posts]
+
+
+def format_prediction(spec: HeadSpec, row: np.ndarray, digits: int = 4, domain: tuple[float, float] | None = None,
+                      **extra) -> dict:
+    """One head's output for one post as the prediction every output carries.
+
+    ``row``: (labels,) probabilities, (groups, labels) for per-target heads, or a number for
+    ratings. Classification -> ``{"label", "prob", "probs"}``; ratings -> ``{"value"}`` (clipped to
+    0-5); per-target -> ``{"targets": {target: {"label", "prob", "probs"}}}``. ``digits``: 4 by
+    default (ratings 3); 9 round-trips float32 exactly (the server's ``probability_digits``).
+    ``domain``: ``(score, threshold)`` of the head's applicability check, giving ``in_domain`` and
+    ``domain_score``; None when the model has no such check (both fields null). ``extra`` keys
+    (e.g. ``modality``) are added as given.
+    """
+    if spec.kind == "regression":
+        out: dict = {"value": _round(float(np.clip(row, 0, 5)), digits if digits >= 9 else min(digits, 3))}
+    elif spec.groups:
+        out = {"targets": {g: _label(spec.labels, row[j], digits) for j, g in enumerate(spec.groups)}}
+    else:
+        out = _label(spec.labels, row, digits)
+    if domain is None:
+        out["in_domain"], out["domain_score"] = None, None
+    else:
+        score, threshold = domain
+        out["in_domain"], out["domain_score"] = bool(score >= threshold), _round(float(score), digits)
+    out.update(extra)
+    return out
+
+
+def _round(x: float, digits: int) -> float:
+    return float(f"{x:.{digits}g}") if digits >= 9 else round(x, digits)
+
+
+def _label(labels: tuple[str, ...], p: np.ndarray, digits: int) -> dict:
+    k = int(np.argmax(p))
+    return {"label": labels[k], "prob": _round(float(p[k]), digits),
+            "probs": {lab: _round(float(x), digits) for lab, x in zip(labels, p)}}
