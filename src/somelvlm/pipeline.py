@@ -103,11 +103,15 @@ class Pipeline:
         return getattr(model, "name", type(model).__name__)
 
     @property
+    def model(self):
+        """The classifier (None when every task is answered by generation)."""
+        return self.classifier
+
+    @property
     def head_tasks(self) -> list[str]:
-        """Tasks with a classifier head (text heads first, then image+text-only heads)."""
-        text = list(self.classifier.specs) if self.classifier is not None else []
-        image = [t for t in (self.image_heads.specs if self.image_heads is not None else {}) if t not in text]
-        return text + image
+        """Tasks with a classifier head. Image+text heads only replace the text head's answer on posts
+        with an image, for tasks the classifier also serves (so every post gets every head task)."""
+        return list(self.classifier.specs) if self.classifier is not None else []
 
     @property
     def tasks(self) -> list[str]:
@@ -235,7 +239,7 @@ class Pipeline:
 
     def _head_outputs(self, items: list[tuple[Post, tuple[str, ...]]]):
         """Yield ``(task, item indices, outputs, domain, extra)`` per model and task it answered."""
-        image_tasks = set(self.image_heads.specs) if self.image_heads is not None else set()
+        image_tasks = set(self.image_heads.specs) & set(self.head_tasks) if self.image_heads is not None else set()
         routed: dict[str, list[int]] = {"image": [], "text": []}
         for i, (post, tasks) in enumerate(items):
             if post.image is not None and image_tasks & set(tasks):
