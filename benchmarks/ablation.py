@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from somelvlm.atomic import atomic_write_text
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
@@ -51,10 +53,7 @@ def run_one(path: Path, recipe: str, table, **config) -> dict:
         from somelvlm.train.multimodal import MultimodalConfig as Config, train
     result = train(Config(**config), table=table, log=lambda *a: None)
     keep = {k: v for k, v in result.items() if k != "model"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(keep, indent=1))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(keep, indent=1))
     print(f"{path.relative_to(path.parents[2])}: best epoch {keep['best_epoch']} val {keep['val']} "
           f"test {keep.get('test')} ({keep['seconds']:.0f} s)", flush=True)
     return keep

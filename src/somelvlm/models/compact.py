@@ -57,7 +57,7 @@ def load_net(folder: Path, encoder_override: str | None = None):
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    from somelvlm.models.encoder import load_encoder, weights_digest
+    from somelvlm.models.encoder import encoder_digest as weights_digest, load_encoder
     from somelvlm.models.heads import MultiTaskNet
 
     folder = Path(folder)

@@ -86,7 +86,7 @@ def train(config: HeadsConfig, log=print) -> dict:
     from somelvlm.data.report import DataReport
     from somelvlm.models.card import write_card
     from somelvlm.models.compact import save_compact
-    from somelvlm.models.encoder import load_encoder, weights_digest
+    from somelvlm.models.encoder import encoder_digest, load_encoder
     from somelvlm.models.heads import MultiTaskNet
     from somelvlm.train.head_data import cap, head_spec, load_items
 
@@ -188,7 +188,7 @@ def train(config: HeadsConfig, log=print) -> dict:
         if mean > state["best"]:
             state["best"] = mean
             save_compact(net, specs, out / "model", encoder=config.encoder,
-                         encoder_digest=weights_digest(config.encoder), lora=lora,
+                         encoder_digest=encoder_digest(config.encoder), lora=lora,
                          max_length=config.max_length,
                          extra={"trained": {"config": asdict(config), "epoch": epoch + 1, "val": metrics,
                                             "data": counts, "seconds": round(time.time() - started)}})

@@ -61,7 +61,8 @@ def load_vlm(config: InstructConfig):
     """(model with the stage's trainable weights, processor, base record, trained meta of ``init``)."""
     from transformers import AutoModelForImageTextToText
 
-    from somelvlm.models.base_lm import check_base, weights_digest
+    from somelvlm.digests import base_weights_digest
+    from somelvlm.models.base_lm import check_base
     from somelvlm.models.hf_vlm import add_lm_lora, lm_lora_targets, load_processor, read_trained
 
     if config.stage == 2:
@@ -87,7 +88,7 @@ def load_vlm(config: InstructConfig):
         p.requires_grad_(False)
     if config.stage == 1:
         base = {"name": source, "digest": None, "quantized": "nf4"} if quantize else \
-            {"name": source, "digest": weights_digest(model), "dtype": "float32"}
+            {"name": source, "digest": base_weights_digest(model), "dtype": "float32"}
         layers = None
         if config.lora_layers:
             n = model.config.get_text_config().num_hidden_layers

@@ -171,14 +171,15 @@ def train(config: RGCLConfig, table=None, log=print) -> dict:
         result["test_rkc"] = rkc_metrics(g_train, y_train, g_test, table.y[test_rows], table.labels, config.rkc_k)
     result["seconds"] = time.perf_counter() - start
     if config.out:
-        from somelvlm.models.multimodal import save_classifier, state_digest
+        from somelvlm.digests import head_state_digest
+        from somelvlm.models.multimodal import save_classifier
         from somelvlm.retrieval.index import MemoryIndex
 
         extra = {"task": table.task, "dataset": table.dataset, "encoders": table.encoders, "recipe": "rgcl",
                  "val": result["val"], "test": result.get("test", {}), "best_epoch": best["epoch"]}
         save_classifier(model, Path(config.out), list(table.labels), extra)
         stamp = {"encoders": {k: table.encoders[k] for k in ("image", "text")},
-                 "head_digest": state_digest(model), "embedding": "g", "task": table.task,
+                 "head_digest": head_state_digest(model), "embedding": "g", "task": table.task,
                  "model": str(Path(config.out).resolve())}
         meta = {"id": [table.ids[i] for i in train_rows], "label": [table.labels[v] for v in y_train],
                 "task": [table.task] * len(train_rows), "source": [table.dataset] * len(train_rows),
