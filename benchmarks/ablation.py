@@ -69,7 +69,7 @@ def mean_std(values: list[float]) -> dict:
 
 def ablate(dataset: str, data_root: Path, runs: Path, seeds: list[int]) -> dict:
     """Every row of the table for one dataset."""
-    from somelvlm.train.mm_data import build_table
+    from somelvlm.features.mm_table import build_table
 
     s = SETTINGS[dataset]
     base = {"dataset": dataset, "data_root": str(data_root), "epochs": s["epochs"], "batch_size": s["batch_size"],
@@ -132,7 +132,7 @@ def adaptation(data_root: Path, runs: Path, seeds: list[int], n_add: int) -> dic
     """RKC on held-out mediaeval events: AUROC with vs without ``n_add`` of the event's labelled posts."""
     import torch
 
-    from somelvlm.train.mm_data import build_table
+    from somelvlm.features.mm_table import build_table
     from somelvlm.train.multimodal import as_tensors, predict
     from somelvlm.train.rgcl import RGCLConfig, rkc_metrics, train
 

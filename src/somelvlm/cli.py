@@ -365,7 +365,7 @@ def index_build(
     kind: Annotated[str, typer.Option(help="flat (exact) or hnsw (approximate).")] = "flat",
 ) -> None:
     """Build a retrieval memory, stamped with the encoder that made it."""
-    from somelvlm.retrieval.build import build_index
+    from somelvlm.batch.index_build import build_index
 
     summary = build_index(model, out, dataset=dataset, data_root=data_root or _default_data_root(),
                           splits=_split_commas(splits) or None, input=input, label_col=label_col, kind=kind)
@@ -380,7 +380,7 @@ def index_add(
     label_col: Annotated[str, typer.Option(help="Label column of --input.")] = "label",
 ) -> None:
     """Add newly labelled posts to an index: RKC predictions change with no retraining."""
-    from somelvlm.retrieval.build import add_to_index
+    from somelvlm.batch.index_build import add_to_index
 
     if model is None:
         stamp = index / "stamp.json"

@@ -21,7 +21,7 @@ def evaluate_model(model, tasks: list[str], data_root: Path, split: str = "test"
     """``{"tasks": {task: {metric: value, "n": items}}, "tweeteval_five": mean, ...}``."""
     from somelvlm.evaluate.metrics import get_metric, score
     from somelvlm.taxonomy.registry import get_task
-    from somelvlm.train.head_data import cap, load_items
+    from somelvlm.data.head_items import cap, load_items
 
     data = load_items(Path(data_root), tasks)
     results: dict = {}

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from somelvlm.data.head_items import STANCE_TARGETS, groups_of, head_task
 from somelvlm.models.encoder import mean_pool
 
-STANCE_TARGETS = ("abortion", "atheism", "climate", "feminist", "hillary")
+__all__ = ["STANCE_TARGETS", "HeadSpec", "MultiTaskNet", "head_spec"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,13 @@ class HeadSpec:
         if self.kind == "regression":
             return 1
         return len(self.labels) * max(1, len(self.groups))
+
+
+def head_spec(task_name: str) -> HeadSpec:
+    """The head a task gets (its kind, labels and per-target groups); a ValueError for a task no
+    head can predict (generation, ...), naming it."""
+    task = head_task(task_name)
+    return HeadSpec(task_name, task.kind, tuple(task.labels), groups_of(task_name))
 
 
 class MultiTaskNet(nn.Module):

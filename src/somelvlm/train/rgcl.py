@@ -14,7 +14,6 @@ posts' embeddings are the memory, val / test posts the queries.
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -107,6 +106,7 @@ def train(config: RGCLConfig, table=None, log=print) -> dict:
     """Train with the hybrid loss, select on val, score test with the head and with RKC."""
     import torch
 
+    from somelvlm.train.loop import BestEpoch, apply_step, format_row
     from somelvlm.train.losses import class_weights, hybrid_loss, rgcl_loss, weighted_ce
     from somelvlm.train.multimodal import as_tensors, build_model, classification_metrics, load_table, predict
 
@@ -123,7 +123,7 @@ def train(config: RGCLConfig, table=None, log=print) -> dict:
     weight = class_weights(table.y[train_rows], num_classes, config.class_weight_power)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     y_train = table.y[train_rows]
-    history, best, best_state = [], None, None
+    history, kept = [], BestEpoch("val_macro_f1")
     start = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         _, g_train = predict(model, data, train_rows)  # detached, eval mode: the epoch's index
@@ -146,19 +146,18 @@ def train(config: RGCLConfig, table=None, log=print) -> dict:
                           form=config.form, margin=config.margin, temperature=config.temperature)
             ce = weighted_ce(out["logits"], data["y"][rows], weight)["ce"]
             terms = hybrid_loss(r["rgcl"], ce, config.ce_weight)
-            opt.zero_grad()
             terms["loss"].backward()
-            opt.step()
+            apply_step(opt)
             for name, v in {**terms, "pos_sim": r["pos_sim"], "neg_sim": r["neg_sim"]}.items():
                 sums[name] = sums.get(name, 0.0) + float(v.detach()) * len(b)
         val = classification_metrics(table.y[val_rows], predict(model, data, val_rows)[0], table.labels)
         row = {"epoch": epoch, **{f"train_{n}": v / len(order) for n, v in sums.items()},
                **{f"val_{n}": v for n, v in val.items()}}
         history.append(row)
-        if best is None or val["macro_f1"] > best["val_macro_f1"]:
-            best, best_state = row, copy.deepcopy(model.state_dict())
-        log(" ".join(f"{n}={v:.4f}" if isinstance(v, float) else f"{n}={v}" for n, v in row.items()))
-    model.load_state_dict(best_state)
+        kept.update(row, model)
+        log(format_row(row))
+    kept.restore(model)
+    best = kept.row
     model.eval()
     _, g_train = predict(model, data, train_rows)
     result = {"config": asdict(config), "best_epoch": best["epoch"],
