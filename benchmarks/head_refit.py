@@ -46,7 +46,7 @@ def fit(data, work: Path, kinds: list[str]) -> dict:
 
     from somelvlm.evaluate.metrics import score
     from somelvlm.taxonomy.registry import get_task
-    from somelvlm.models.heads import head_spec
+    from somelvlm.taxonomy.heads import head_spec
 
     def load(kind: str, t: str, s: str) -> np.ndarray:  # (n, 384 * parts), each part L2-normalised
         parts = [np.load(work / f"{k}_{t}_{s}.npy") for k in kind.split("+")]

@@ -9,7 +9,7 @@ import torch
 from somelvlm.models.compact import AdapterMismatchError, CompactModel, save_compact
 from somelvlm.models.encoder import encoder_digest, load_encoder
 from somelvlm.models.heads import MultiTaskNet
-from somelvlm.models.heads import head_spec
+from somelvlm.taxonomy.heads import head_spec
 
 LORA = {"r": 4, "alpha": 8, "targets": ["query", "value"]}
 TEXTS = ["what a lovely day", "this is the worst service ever, I am furious #fail"]

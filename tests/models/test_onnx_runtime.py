@@ -12,7 +12,7 @@ from somelvlm.models.compact import CompactModel, save_compact
 from somelvlm.models.encoder import encoder_digest, load_encoder
 from somelvlm.models.heads import MultiTaskNet
 from somelvlm.models.onnx_encoder import EXPORT_VERSION, OPSET, load_onnx_encoder
-from somelvlm.models.heads import head_spec
+from somelvlm.taxonomy.heads import head_spec
 
 SALT = f"somelvlm-onnx-v{EXPORT_VERSION}-opset{OPSET}"
 

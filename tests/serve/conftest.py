@@ -21,7 +21,7 @@ def tiny_model(tiny_encoder, tmp_path_factory):
     from somelvlm.models.compact import save_compact
     from somelvlm.models.encoder import encoder_digest, load_encoder
     from somelvlm.models.heads import MultiTaskNet
-    from somelvlm.models.heads import head_spec
+    from somelvlm.taxonomy.heads import head_spec
 
     lora = {"r": 4, "alpha": 8, "targets": ["query", "value"]}
     _, base = load_encoder(str(tiny_encoder))

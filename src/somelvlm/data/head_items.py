@@ -1,9 +1,7 @@
-"""Items for the compact model's heads (training, selection and scoring), read from the real
-source adapters.
+"""Training items for the compact model's heads, read from the real source adapters.
 
 An item is ``(text, target, group)``: the post's text (a meme's written text for image posts),
-the label index or number, and for per-target tasks (stance) the target's index in ``groups_of``.
-Only classification and rating tasks have items (``head_task`` names the others' kind).
+the label index or number, and for per-target heads (stance) the target's index.
 """
 
 from __future__ import annotations
@@ -16,10 +14,8 @@ from pathlib import Path
 
 from somelvlm.data.report import DataReport
 from somelvlm.data.sources import load_source
+from somelvlm.taxonomy.heads import STANCE_TARGETS, HeadSpec, head_spec  # noqa: F401 - head_spec re-exported
 from somelvlm.taxonomy.registry import get_task
-
-STANCE_TARGETS = ("abortion", "atheism", "climate", "feminist", "hillary")
-"""TweetEval's stance targets: ``stance`` items carry the index of theirs as ``group``."""
 
 TRAIN_FROM_VAL = {"sentiment"}
 """Tasks whose upstream train text is missing: train on 80% of val (by a stable hash of the id),
@@ -28,25 +24,9 @@ select the model on the other 20%; the test split stays untouched."""
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One post of a head's task: its text, the label index (or rating), the target's index."""
-
     text: str
     target: int | float
     group: int = -1
-
-
-def head_task(task_name: str):
-    """The task, if a head can predict it (classification or regression); else a ValueError."""
-    task = get_task(task_name)
-    if task.kind not in ("classification", "regression"):
-        raise ValueError(f"task {task_name} is {task.kind}: the compact model only has classification "
-                         "and regression heads")
-    return task
-
-
-def groups_of(task_name: str) -> tuple[str, ...]:
-    """The targets a per-target task is split by (stance: ``STANCE_TARGETS``), else ``()``."""
-    return STANCE_TARGETS if task_name == "stance" else ()
 
 
 def stance_group(meta: dict) -> int:
@@ -61,24 +41,22 @@ def load_items(data_root: Path, tasks: list[str], report: DataReport | None = No
                ) -> dict[str, dict[str, list[Item]]]:
     """``task -> split -> items`` for ``tasks`` from every source those tasks name."""
     report = report or DataReport()
-    kinds = {t: head_task(t).kind for t in tasks}
-    label_index = {t: {label: i for i, label in enumerate(get_task(t).labels)} for t in tasks}
+    specs = {t: head_spec(t) for t in tasks}
     sources = sorted({s.name for t in tasks for s in get_task(t).sources} - {"somelvlm_testset"})
     out: dict[str, dict[str, list[Item]]] = {t: defaultdict(list) for t in tasks}
     for source in sources:
         for ex in load_source(source, Path(data_root), report):
-            kind = kinds.get(ex.task)
-            if kind is None or not (ex.text and ex.text.strip()):
+            spec = specs.get(ex.task)
+            if spec is None or not (ex.text and ex.text.strip()):
                 continue
-            if kind == "classification":
-                if ex.target not in label_index[ex.task]:
+            if spec.kind == "classification":
+                if ex.target not in spec.labels:
                     continue
-                target: int | float = label_index[ex.task][ex.target]
+                target: int | float = spec.labels.index(ex.target)
             else:
                 target = float(ex.target)
-            per_target = bool(groups_of(ex.task))
-            group = stance_group(ex.meta) if per_target else -1
-            if per_target and group < 0:
+            group = stance_group(ex.meta) if spec.groups else -1
+            if spec.groups and group < 0:
                 continue
             split = ex.split
             if ex.task in TRAIN_FROM_VAL and split == "val":

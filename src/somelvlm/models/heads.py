@@ -7,40 +7,11 @@ pass serves every task.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from somelvlm.data.head_items import STANCE_TARGETS, groups_of, head_task
 from somelvlm.models.encoder import mean_pool
-
-__all__ = ["STANCE_TARGETS", "HeadSpec", "MultiTaskNet", "head_spec"]
-
-
-@dataclass(frozen=True)
-class HeadSpec:
-    """What one head predicts: its task, kind and outputs (label ids, or one number)."""
-
-    task: str
-    kind: str
-    """``classification`` or ``regression``."""
-    labels: tuple[str, ...] = ()
-    groups: tuple[str, ...] = ()
-    """For per-target heads (stance): the targets; outputs are ``len(groups) * len(labels)``."""
-
-    @property
-    def width(self) -> int:
-        if self.kind == "regression":
-            return 1
-        return len(self.labels) * max(1, len(self.groups))
-
-
-def head_spec(task_name: str) -> HeadSpec:
-    """The head a task gets (its kind, labels and per-target groups); a ValueError for a task no
-    head can predict (generation, ...), naming it."""
-    task = head_task(task_name)
-    return HeadSpec(task_name, task.kind, tuple(task.labels), groups_of(task_name))
+from somelvlm.taxonomy.heads import STANCE_TARGETS, HeadSpec  # noqa: F401 - re-exported
 
 
 class MultiTaskNet(nn.Module):

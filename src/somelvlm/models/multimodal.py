@@ -124,6 +124,7 @@ def save_classifier(model, folder: Path, labels: list[str], extra: dict | None =
     from somelvlm.atomic import atomic_path, atomic_write_text
 
     folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     meta = {"config": asdict(model.config), "labels": list(labels), **(extra or {})}
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     if half:

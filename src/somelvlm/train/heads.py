@@ -64,10 +64,10 @@ class HeadsConfig:
     def __post_init__(self) -> None:
         if not self.tasks:
             raise ValueError("config needs `tasks`: the tasks to train heads for")
-        from somelvlm.data.head_items import head_task
+        from somelvlm.taxonomy.heads import head_spec
 
         for t in self.tasks:
-            head_task(t)  # unknown or generative tasks fail here, naming the task
+            head_spec(t)  # unknown or generative tasks fail here, naming the task
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("`epochs` and `batch_size` must be at least 1")
 
@@ -89,7 +89,8 @@ def train(config: HeadsConfig, log=print) -> dict:
     from somelvlm.models.card import write_card
     from somelvlm.models.compact import save_compact
     from somelvlm.models.encoder import encoder_digest, load_encoder
-    from somelvlm.models.heads import MultiTaskNet, head_spec
+    from somelvlm.models.heads import MultiTaskNet
+    from somelvlm.taxonomy.heads import head_spec
     from somelvlm.train.loop import apply_step, load_file_checkpoint, save_file_checkpoint, warmup_linear
 
     started = time.time()
