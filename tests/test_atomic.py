@@ -73,3 +73,15 @@ def test_atomic_dir_swaps_whole_folders_and_keeps_the_old_one_on_failure(tmp_pat
             raise RuntimeError("killed")
     assert (out / "config.json").read_text() == "v2"
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_a_recomputable_file_may_skip_the_fsyncs(tmp_path, monkeypatch):
+    import somelvlm.atomic as atomic
+
+    calls = []
+    monkeypatch.setattr(atomic, "fsync_file", lambda p: calls.append(p))
+    monkeypatch.setattr(atomic, "fsync_dir", lambda p: calls.append(p))
+    atomic_write_bytes(tmp_path / "cache.npy", b"x", durable=False)
+    assert calls == [] and (tmp_path / "cache.npy").read_bytes() == b"x"
+    atomic_write_bytes(tmp_path / "model.bin", b"y")
+    assert calls == [temp_path(tmp_path / "model.bin"), tmp_path]

@@ -97,12 +97,13 @@ class FeatureCache:
 
     @staticmethod
     def store(path: Path, value: Any) -> None:
-        """Write ``value`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+        """Write ``value`` to ``path`` atomically (temporary file in the same folder, then rename);
+        not fsync-ed: an entry lost to a crash is recomputed."""
         import numpy as np
 
         from somelvlm.atomic import atomic_path
 
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        with atomic_path(path, durable=False) as tmp, open(tmp, "wb") as fh:
             if isinstance(value, str):
                 fh.write(value.encode("utf-8"))
             else:
