@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from somelvlm.atomic import atomic_write_text
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
@@ -51,10 +53,7 @@ def run_one(path: Path, recipe: str, table, **config) -> dict:
         from somelvlm.train.multimodal import MultimodalConfig as Config, train
     result = train(Config(**config), table=table, log=lambda *a: None)
     keep = {k: v for k, v in result.items() if k != "model"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(keep, indent=1))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(keep, indent=1))
     print(f"{path.relative_to(path.parents[2])}: best epoch {keep['best_epoch']} val {keep['val']} "
           f"test {keep.get('test')} ({keep['seconds']:.0f} s)", flush=True)
     return keep
@@ -70,7 +69,7 @@ def mean_std(values: list[float]) -> dict:
 
 def ablate(dataset: str, data_root: Path, runs: Path, seeds: list[int]) -> dict:
     """Every row of the table for one dataset."""
-    from somelvlm.train.mm_data import build_table
+    from somelvlm.features.mm_table import build_table
 
     s = SETTINGS[dataset]
     base = {"dataset": dataset, "data_root": str(data_root), "epochs": s["epochs"], "batch_size": s["batch_size"],
@@ -133,7 +132,7 @@ def adaptation(data_root: Path, runs: Path, seeds: list[int], n_add: int) -> dic
     """RKC on held-out mediaeval events: AUROC with vs without ``n_add`` of the event's labelled posts."""
     import torch
 
-    from somelvlm.train.mm_data import build_table
+    from somelvlm.features.mm_table import build_table
     from somelvlm.train.multimodal import as_tensors, predict
     from somelvlm.train.rgcl import RGCLConfig, rkc_metrics, train
 

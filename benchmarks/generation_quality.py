@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from somelvlm.atomic import atomic_write_text
 from _machine import cpu_name  # benchmarks/_machine.py
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,10 +76,8 @@ def cached_answers(cache: Path, model: str, task: str, records: list[dict], run)
     if todo:
         for r, a in zip(todo, run(todo)):
             done[r["id"]] = a
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps({"id": r["id"], "answer": done[r["id"]]}, ensure_ascii=False) + "\n"
-                               for r in records if r["id"] in done), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(path, "".join(json.dumps({"id": r["id"], "answer": done[r["id"]]}, ensure_ascii=False) + "\n"
+                                        for r in records if r["id"] in done))
     return [done[r["id"]] for r in records]
 
 

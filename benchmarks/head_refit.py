@@ -46,7 +46,7 @@ def fit(data, work: Path, kinds: list[str]) -> dict:
 
     from somelvlm.evaluate.metrics import score
     from somelvlm.taxonomy.registry import get_task
-    from somelvlm.train.head_data import head_spec
+    from somelvlm.taxonomy.heads import head_spec
 
     def load(kind: str, t: str, s: str) -> np.ndarray:  # (n, 384 * parts), each part L2-normalised
         parts = [np.load(work / f"{k}_{t}_{s}.npy") for k in kind.split("+")]
@@ -83,7 +83,7 @@ def fit(data, work: Path, kinds: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from somelvlm.train.head_data import load_items
+    from somelvlm.data.head_items import load_items
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("step", choices=["embed", "fit"])

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from somelvlm.atomic import atomic_write_text
 from somelvlm.serve.server import stop_process
 from _machine import cpu_name  # benchmarks/_machine.py (the script's folder is on sys.path)
 
@@ -221,9 +222,7 @@ def write(result: dict, out: Path) -> None:
               "slows all three: read the numbers with the load average beside them (about 2 means the machine "
               "held only this benchmark). The throughput ratio compares runs under the same load.", ""]
     for path, text in ((out.with_suffix(".json"), json.dumps(result, indent=1) + "\n"), (out.with_suffix(".md"), "\n".join(lines))):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        atomic_write_text(path, text)
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
 
 

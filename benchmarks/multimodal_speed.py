@@ -58,7 +58,7 @@ def posts_per_second(folder: Path, images: list, texts: list, cache: bool, batch
 
 def image_speed(data_root: Path, n: int) -> dict:
     from somelvlm.posts import load_image
-    from somelvlm.train.mm_data import load_examples
+    from somelvlm.features.mm_table import load_examples
 
     examples = [e for e in load_examples(data_root, "cm_memes") if e.text][:n]
     images = [load_image(data_root / e.image) for e in examples]

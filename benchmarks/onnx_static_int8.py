@@ -47,7 +47,7 @@ def main() -> None:
     from somelvlm.evaluate.harness import evaluate_model
     from somelvlm.models.compact import CompactModel
     from somelvlm.models.onnx_encoder import OnnxEncoder
-    from somelvlm.train.head_data import load_items
+    from somelvlm.data.head_items import load_items
 
     torch.set_num_threads(1)
     m = CompactModel(runtime="onnx", threads=1)

@@ -36,7 +36,7 @@ def peers(data_root: Path) -> dict:
     """Offline classic classifiers on the same test sets, scored with the official metrics."""
     os.environ.setdefault("LANG", "en_US.UTF-8")
     from somelvlm.evaluate.metrics import score
-    from somelvlm.train.head_data import load_items
+    from somelvlm.data.head_items import load_items
 
     data = load_items(data_root, ["hate", "offensive", "sentiment"])
     results: dict = {}
@@ -87,7 +87,7 @@ def frozen_minilm(data_root: Path) -> dict:
     from somelvlm.models.encoder import resolve_encoder
     from somelvlm.models.heads import STANCE_TARGETS
     from somelvlm.taxonomy.registry import get_task
-    from somelvlm.train.head_data import load_items
+    from somelvlm.data.head_items import load_items
 
     model = SentenceTransformer(resolve_encoder("minilm"), device="cpu")
     data = load_items(data_root, list(FIVE))

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
                                fusion=d["selection"]["chosen_fusion"], b_itc=b_itc, b_itm=b_itm, epochs=s["epochs"],
                                batch_size=s["batch_size"], max_train=s["max_train"], seed=0)
         result = train(cfg, log=lambda *a: None)
-        from somelvlm.train.mm_data import build_table
+        from somelvlm.features.mm_table import build_table
 
         table = build_table(args.data_root, d["dataset"], text=cfg.text_encoder, max_train=cfg.max_train)
         folder = ASSETS / d["task"]

@@ -16,6 +16,8 @@ import json
 import shutil
 from pathlib import Path
 
+from somelvlm.atomic import atomic_dir
+
 ASSET = Path(__file__).resolve().parents[1] / "src" / "somelvlm" / "assets" / "some-lvlm"
 
 
@@ -93,22 +95,16 @@ def main(argv: list[str] | None = None) -> Path:
     config = json.loads((args.model / "config.json").read_text())
     if config.get("backend") != "lvlm":
         raise SystemExit(f"{args.model} is not an lvlm model folder")
-    tmp = ASSET.parent / ".some-lvlm.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    shutil.copy(args.model / "config.json", tmp / "config.json")
-    if (args.model / "connector.safetensors").is_file():
-        shutil.copy(args.model / "connector.safetensors", tmp / "connector.safetensors")
-    (tmp / "adapter").mkdir()
-    for name in ("adapter_config.json", "adapter_model.safetensors"):
-        shutil.copy(args.model / "adapter" / name, tmp / "adapter" / name)
-    size = sum(f.stat().st_size for f in tmp.rglob("*.safetensors")) / 1e6
-    quality = json.loads(args.quality.read_text()) if args.quality and args.quality.is_file() else None
-    (tmp / "card.md").write_text(card(config, quality, args.stage1_log, args.stage2_log, size), encoding="utf-8")
-    if ASSET.exists():
-        shutil.rmtree(ASSET)
-    tmp.rename(ASSET)
+    with atomic_dir(ASSET) as tmp:
+        shutil.copy(args.model / "config.json", tmp / "config.json")
+        if (args.model / "connector.safetensors").is_file():
+            shutil.copy(args.model / "connector.safetensors", tmp / "connector.safetensors")
+        (tmp / "adapter").mkdir()
+        for name in ("adapter_config.json", "adapter_model.safetensors"):
+            shutil.copy(args.model / "adapter" / name, tmp / "adapter" / name)
+        size = sum(f.stat().st_size for f in tmp.rglob("*.safetensors")) / 1e6
+        quality = json.loads(args.quality.read_text()) if args.quality and args.quality.is_file() else None
+        (tmp / "card.md").write_text(card(config, quality, args.stage1_log, args.stage2_log, size), encoding="utf-8")
     print(f"shipped {ASSET} ({size:.1f} MB)")
     return ASSET
 

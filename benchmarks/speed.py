@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from somelvlm.atomic import atomic_write_text
 from _machine import cpu_name  # benchmarks/_machine.py (the script's folder is on sys.path)
 
 OUT = Path(__file__).parent / "results"
@@ -134,13 +135,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(variant, results[variant], flush=True)
     results["loadavg_1m_end"] = round(os.getloadavg()[0], 1)
     results["speedup_vs_naive"] = round(results["onnx"]["posts_per_s"] / results["naive"]["posts_per_s"], 1)
-    OUT.mkdir(parents=True, exist_ok=True)
-    tmp = OUT / "speed.json.tmp"
-    tmp.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(OUT / "speed.json")
-    tmp = OUT / "speed.md.tmp"
-    tmp.write_text(markdown(results), encoding="utf-8")
-    tmp.replace(OUT / "speed.md")
+    atomic_write_text(OUT / "speed.json", json.dumps(results, indent=1) + "\n")
+    atomic_write_text(OUT / "speed.md", markdown(results))
     print(markdown(results))
     return results
 

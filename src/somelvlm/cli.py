@@ -256,7 +256,8 @@ def generate_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSONL instead of a table.")] = False,
 ) -> None:
     """Run one task by generation over posts: rewrites, explanations, hashtags or parsed labels."""
-    from somelvlm.generate import generate_task, read_posts
+    from somelvlm.batch.runner import read_posts
+    from somelvlm.generate import generate_task
 
     posts, errors = read_posts(text or [], image or [], input)
     for e in errors:
@@ -364,7 +365,7 @@ def index_build(
     kind: Annotated[str, typer.Option(help="flat (exact) or hnsw (approximate).")] = "flat",
 ) -> None:
     """Build a retrieval memory, stamped with the encoder that made it."""
-    from somelvlm.retrieval.build import build_index
+    from somelvlm.batch.index_build import build_index
 
     summary = build_index(model, out, dataset=dataset, data_root=data_root or _default_data_root(),
                           splits=_split_commas(splits) or None, input=input, label_col=label_col, kind=kind)
@@ -379,7 +380,7 @@ def index_add(
     label_col: Annotated[str, typer.Option(help="Label column of --input.")] = "label",
 ) -> None:
     """Add newly labelled posts to an index: RKC predictions change with no retraining."""
-    from somelvlm.retrieval.build import add_to_index
+    from somelvlm.batch.index_build import add_to_index
 
     if model is None:
         stamp = index / "stamp.json"

@@ -130,7 +130,7 @@ def test_writes_are_atomic(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", lambda a, b: (replaced.append((a, b)), real_replace(a, b)))
     cache.get_many(ext, ["abc"])
     (src, dst), = replaced
-    assert Path(src).parent == Path(dst).parent and Path(src).name.startswith(".tmp-")
+    assert Path(src).parent == Path(dst).parent and Path(src).name == f".{Path(dst).name}.{os.getpid()}.tmp"
     assert not Path(src).exists() and Path(dst).exists()
 
     # a write that fails half way leaves neither a final file nor a temporary one behind
@@ -142,7 +142,7 @@ def test_writes_are_atomic(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         cache.get_many(ext, ["never stored"])
     assert len(npy_files(tmp_path)) == 1
-    assert not [p for p in tmp_path.rglob(".tmp-*")]
+    assert not [p for p in tmp_path.rglob("*.tmp")]
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "wrong shape", "wrong dtype", "pickled"])

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from somelvlm.models.compact import AdapterMismatchError, CompactModel, save_compact
-from somelvlm.models.encoder import load_encoder, weights_digest
+from somelvlm.models.encoder import encoder_digest, load_encoder
 from somelvlm.models.heads import MultiTaskNet
-from somelvlm.train.head_data import head_spec
+from somelvlm.taxonomy.heads import head_spec
 
 LORA = {"r": 4, "alpha": 8, "targets": ["query", "value"]}
 TEXTS = ["what a lovely day", "this is the worst service ever, I am furious #fail"]
@@ -33,7 +33,7 @@ def test_save_load_round_trip_gives_the_same_outputs(tiny_encoder, tmp_path):
     batch = tok(TEXTS, padding=True, return_tensors="pt")
     with torch.no_grad():
         expected = net.head("emotion", net.embed(batch["input_ids"], batch["attention_mask"])).softmax(-1).numpy()
-    save_compact(net, specs, tmp_path / "m", encoder=str(tiny_encoder), encoder_digest=weights_digest(str(tiny_encoder)),
+    save_compact(net, specs, tmp_path / "m", encoder=str(tiny_encoder), encoder_digest=encoder_digest(str(tiny_encoder)),
                  lora=LORA, max_length=32)
     files = {p.name for p in (tmp_path / "m").iterdir()}
     assert files == {"config.json", "model.safetensors"}

@@ -7,11 +7,14 @@ import numpy as np
 import pytest
 import torch
 
+from somelvlm.digests import export_state_digest
 from somelvlm.models.compact import CompactModel, save_compact
-from somelvlm.models.encoder import load_encoder, weights_digest
+from somelvlm.models.encoder import encoder_digest, load_encoder
 from somelvlm.models.heads import MultiTaskNet
-from somelvlm.models.onnx_encoder import load_onnx_encoder, state_digest
-from somelvlm.train.head_data import head_spec
+from somelvlm.models.onnx_encoder import EXPORT_VERSION, OPSET, load_onnx_encoder
+from somelvlm.taxonomy.heads import head_spec
+
+SALT = f"somelvlm-onnx-v{EXPORT_VERSION}-opset{OPSET}"
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
@@ -41,7 +44,7 @@ def tiny_model(tiny_encoder, tmp_path_factory):
     specs = [head_spec(t) for t in ("emotion", "stance", "humor_rating")]
     folder = tmp_path_factory.mktemp("tiny-compact")
     save_compact(MultiTaskNet(peft_model, specs).eval(), specs, folder, encoder=str(tiny_encoder),
-                 encoder_digest=weights_digest(str(tiny_encoder)), lora=LORA, max_length=64)
+                 encoder_digest=encoder_digest(str(tiny_encoder)), lora=LORA, max_length=64)
     return folder
 
 
@@ -56,7 +59,7 @@ def test_export_is_cached_by_weights_digest_and_equals_torch(tiny_model, onnx_ca
     torch_model = CompactModel(tiny_model, runtime="torch")
     assert onnx_model.runtime == "onnx" and torch_model.runtime == "torch"
     path = onnx_model.onnx.path
-    assert path.parent == onnx_cache and path.name == f"encoder-{state_digest(torch_model.net.encoder)}.onnx"
+    assert path.parent == onnx_cache and path.name == f"encoder-{export_state_digest(torch_model.net.encoder, SALT)}.onnx"
     texts = mixed_posts(20)
     assert np.abs(onnx_model.embed(texts) - torch_model.embed(texts)).max() < 1e-4
     mtime = path.stat().st_mtime_ns

@@ -16,7 +16,7 @@ def draw_meme(i: int, offensive: bool):
 
 def synthetic_table(n: int = 120, classes: int = 2, seed: int = 0, image_dim: int = 1280, text_dim: int = 384):
     """An ``MMTable`` of random features with a planted class signal in both modalities."""
-    from somelvlm.train.mm_data import MMTable
+    from somelvlm.features.mm_table import MMTable
 
     rng = np.random.default_rng(seed)
     y = np.arange(n) % classes

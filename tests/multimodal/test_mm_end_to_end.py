@@ -49,7 +49,7 @@ def hostile_images(folder):
 
 def test_feature_batches_survive_bad_images(tmp_path, feature_cache):
     from somelvlm.features import FeatureCache, get_extractor
-    from somelvlm.train.mm_data import encode_robust
+    from somelvlm.features.mm_table import encode_robust
 
     cases = hostile_images(tmp_path / "img")
     names = cases["good"][:3] + list(cases["bad"]) + cases["good"][3:]

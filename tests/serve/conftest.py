@@ -19,9 +19,9 @@ def tiny_model(tiny_encoder, tmp_path_factory):
     from peft import LoraConfig, get_peft_model
 
     from somelvlm.models.compact import save_compact
-    from somelvlm.models.encoder import load_encoder, weights_digest
+    from somelvlm.models.encoder import encoder_digest, load_encoder
     from somelvlm.models.heads import MultiTaskNet
-    from somelvlm.train.head_data import head_spec
+    from somelvlm.taxonomy.heads import head_spec
 
     lora = {"r": 4, "alpha": 8, "targets": ["query", "value"]}
     _, base = load_encoder(str(tiny_encoder))
@@ -29,7 +29,7 @@ def tiny_model(tiny_encoder, tmp_path_factory):
     specs = [head_spec(t) for t in TINY_TASKS]
     net = MultiTaskNet(peft_model, specs).eval()
     folder = tmp_path_factory.mktemp("tiny-compact") / "tiny-mini"
-    save_compact(net, specs, folder, encoder=str(tiny_encoder), encoder_digest=weights_digest(str(tiny_encoder)),
+    save_compact(net, specs, folder, encoder=str(tiny_encoder), encoder_digest=encoder_digest(str(tiny_encoder)),
                  lora=lora, max_length=64)
     return folder
 

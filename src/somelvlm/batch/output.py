@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from somelvlm.atomic import atomic_path, fsync_dir
+
 PARQUET_CHUNK = 10_000
 """Records per Parquet write (bounds memory when finishing a large run)."""
 
@@ -59,7 +61,7 @@ def open_journal(path: Path, *, retry_errors: bool = False) -> tuple[BinaryIO, s
     try:
         _lock(f, path)
         if new:
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         ids, error_ids, end = _scan(path)
         if end < os.fstat(f.fileno()).st_size:
             os.ftruncate(f.fileno(), end)
@@ -124,22 +126,21 @@ def _scan(path: Path) -> tuple[set[str], set[str], int]:
 
 
 def _drop_errors(path: Path, f: BinaryIO) -> BinaryIO:
-    """Rewrite ``path`` without its error records (temp file + rename); returns the new handle."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    new = tmp.open("wb")
+    """Rewrite ``path`` without its error records (temp file + rename); returns the new handle,
+    locked before the rename, so the journal is never unlocked."""
+    new = None
     try:
-        _lock(new, tmp)
-        with path.open("rb") as src:
-            for raw in src:
-                if raw.strip() and not is_error(json.loads(raw)):
-                    new.write(raw)
-        new.flush()
-        os.fsync(new.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        with atomic_path(path) as tmp:
+            new = tmp.open("wb")
+            _lock(new, tmp)
+            with path.open("rb") as src:
+                for raw in src:
+                    if raw.strip() and not is_error(json.loads(raw)):
+                        new.write(raw)
+            new.flush()
     except BaseException:
-        new.close()
-        tmp.unlink(missing_ok=True)
+        if new is not None:
+            new.close()
         raise
     f.close()
     return new
@@ -155,16 +156,6 @@ def _lock(f: BinaryIO, path: Path) -> None:
     except OSError:
         raise RuntimeError(f"{path} is being written by another run right now: wait for it to finish, "
                            "or choose another --out") from None
-
-
-def _fsync_dir(folder: Path) -> None:
-    if os.name == "nt":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --- Parquet -----------------------------------------------------------------------------------
@@ -276,31 +267,22 @@ def finish_parquet(journal: Path, out: Path) -> None:
     as_json = {name for name, typ in fields.items()  # string columns holding other kinds: JSON text
                if pa.types.is_string(typ) and kinds.get(name, {"str"}) - {"str", "null"}}
 
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        with pq.ParquetWriter(tmp, schema) as writer:
-            if old is not None:
-                redone = pa.array(journal_ids, pa.string())
-                for batch in old.iter_batches(batch_size=PARQUET_CHUNK):
-                    table = pa.Table.from_batches([batch])
-                    table = table.filter(pc.invert(pc.is_in(table["id"].cast(pa.string()), value_set=redone)))
-                    writer.write_table(_conform(table, schema))
-                old.close()
-            chunk: list[dict] = []
-            for record in read_journal(journal):
-                chunk.append(_row(flatten(record), as_json))
-                if len(chunk) >= PARQUET_CHUNK:
-                    writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
-                    chunk = []
-            if chunk or old is None:
+    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        if old is not None:
+            redone = pa.array(journal_ids, pa.string())
+            for batch in old.iter_batches(batch_size=PARQUET_CHUNK):
+                table = pa.Table.from_batches([batch])
+                table = table.filter(pc.invert(pc.is_in(table["id"].cast(pa.string()), value_set=redone)))
+                writer.write_table(_conform(table, schema))
+            old.close()
+        chunk: list[dict] = []
+        for record in read_journal(journal):
+            chunk.append(_row(flatten(record), as_json))
+            if len(chunk) >= PARQUET_CHUNK:
                 writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
-        with tmp.open("rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-        _fsync_dir(out.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+                chunk = []
+        if chunk or old is None:
+            writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
 
 
 def _row(flat: dict, as_json: set[str]) -> dict:

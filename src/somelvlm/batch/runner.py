@@ -277,3 +277,29 @@ class _progress:
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+def read_posts(texts: list[str], images: list[Path], path: Path | None) -> tuple[list[Post], list[dict]]:
+    """``(posts, error records)`` from ``--text``/``--image`` pairs and/or a posts file (JSONL, CSV,
+    TSV or Parquet, read by ``batch.readers`` like ``analyze`` does); a bad row becomes an error
+    record naming its line and why, and the other rows go on."""
+
+    if images and len(images) != len(texts):
+        raise ValueError(f"got {len(images)} --image for {len(texts)} --text: give one image per text or none")
+    posts = [Post(id=str(i), text=clean_text(t), image=load_image(images[i]) if images else None)
+             for i, t in enumerate(texts)]
+    errors: list[dict] = []
+    if path is not None:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"input {path} not found")
+        for row in read_rows(Path(path)):
+            if isinstance(row, RowError):
+                errors.append(error_record(row.id, row.line, row.reason, row.message))
+                continue
+            try:
+                posts.append(to_post(row, image_root=Path(path).resolve().parent))
+            except PostError as err:
+                errors.append(error_record(row.id, row.line, err.reason, str(err).removeprefix(f"{err.reason}: ")))
+    if not posts and not errors:
+        raise ValueError("no posts: pass --text or --input")
+    return posts, errors

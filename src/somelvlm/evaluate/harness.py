@@ -27,7 +27,7 @@ def evaluate_model(model, tasks: list[str], data_root: Path, split: str = "test"
     are asked of the generator with prompt ``prompt_index`` and scored on the parsed answers (plus
     Acc, Acc* and valid share for classification). ``progress(task, done, total)`` is called per task.
     """
-    from somelvlm.train.head_data import cap, load_items
+    from somelvlm.data.head_items import cap, load_items
     from somelvlm.evaluate.metrics import head_metrics
     from somelvlm.pipeline import Pipeline
 
@@ -76,7 +76,7 @@ def _evaluate_by_generation(pipeline, name: str, items, data_root: Path, split: 
                             prompt_index: int) -> dict:
     """Score a task answered by the generator: parsed labels (Acc, Acc*, valid share and the task's
     metrics, an invalid answer counting as wrong) or texts (BLEU, ROUGE-L, hashtag F1 vs references)."""
-    from somelvlm.train.head_data import cap
+    from somelvlm.data.head_items import cap
     from somelvlm.evaluate.metrics import score, task_metrics
     from somelvlm.taxonomy.heads import STANCE_TARGETS
     from somelvlm.taxonomy.registry import get_task
@@ -168,8 +168,8 @@ def write_results(summary: dict, out: Path, title: str = "Evaluation") -> tuple[
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = (out.with_suffix(".json"), out.with_suffix(".md"))
+    from somelvlm.atomic import atomic_write_text
+
     for path, text in zip(paths, (json.dumps(summary, indent=1) + "\n", to_markdown(summary, title))):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        atomic_write_text(path, text)
     return paths

@@ -14,7 +14,6 @@ miss: it is recomputed and overwritten, never an error.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -23,7 +22,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..posts import PostError, load_image, to_rgb
+from somelvlm.digests import feature_cache_key
+from somelvlm.posts import PostError, load_image, to_rgb
 
 if TYPE_CHECKING:
     from .base import Extractor
@@ -67,13 +67,8 @@ class FeatureCache:
     # -- keys and paths -------------------------------------------------------------------------
     @staticmethod
     def key(extractor: Extractor, content: bytes) -> str:
-        """sha256 hex of the extractor's identity and the content bytes."""
-        h = hashlib.sha256()
-        header = json.dumps({"id": extractor.id, "config": extractor.config}, sort_keys=True)
-        h.update(header.encode("utf-8"))
-        h.update(b"\0")
-        h.update(content)
-        return h.hexdigest()
+        """sha256 hex of the extractor's identity and the content bytes (``feature_cache_key``)."""
+        return feature_cache_key(extractor.id, extractor.config, content)
 
     def path(self, key: str, output: str = "array") -> Path:
         """Where the value for ``key`` lives: ``root/ab/cdef....npy`` (``.txt`` for text outputs)."""
@@ -102,25 +97,19 @@ class FeatureCache:
 
     @staticmethod
     def store(path: Path, value: Any) -> None:
-        """Write ``value`` to ``path`` atomically (temporary file in the same folder, then rename)."""
-        import tempfile
-
+        """Write ``value`` to ``path`` atomically (temporary file in the same folder, then rename);
+        not fsync-ed: an entry lost to a crash is recomputed."""
         import numpy as np
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                if isinstance(value, str):
-                    fh.write(value.encode("utf-8"))
-                else:
-                    buf = io.BytesIO()
-                    np.save(buf, np.ascontiguousarray(value, dtype=np.float32), allow_pickle=False)
-                    fh.write(buf.getbuffer())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from somelvlm.atomic import atomic_path
+
+        with atomic_path(path, durable=False) as tmp, open(tmp, "wb") as fh:
+            if isinstance(value, str):
+                fh.write(value.encode("utf-8"))
+            else:
+                buf = io.BytesIO()
+                np.save(buf, np.ascontiguousarray(value, dtype=np.float32), allow_pickle=False)
+                fh.write(buf.getbuffer())
 
     # -- the main entry point -------------------------------------------------------------------
     def get_many(self, extractor: Extractor, items: Sequence[Any], batch_size: int | None = None,

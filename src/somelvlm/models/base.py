@@ -13,6 +13,7 @@ imports torch.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
@@ -20,10 +21,9 @@ import numpy as np
 from somelvlm.taxonomy.heads import STANCE_TARGETS, HeadSpec
 
 if TYPE_CHECKING:
-    from somelvlm.models.generation import GenerationConfig
     from somelvlm.posts import Post
 
-__all__ = ["Classifier", "Generator", "HeadSpec", "STANCE_TARGETS", "format_prediction", "texts_of"]
+__all__ = ["Classifier", "GenerationConfig", "Generator", "HeadSpec", "STANCE_TARGETS", "format_prediction", "texts_of"]
 
 
 @runtime_checkable
@@ -42,6 +42,28 @@ class Classifier(Protocol):
         (n,) numbers for ratings. ``posts`` carry the text to read (the pipeline has already read a
         caption or OCR text into ``post.text``); plain strings are text posts."""
         ...
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Decoding options shared by every backend."""
+
+    max_new_tokens: int = 128
+    """Upper bound on generated tokens per answer."""
+    temperature: float = 0.0
+    """0 means greedy decoding (deterministic: the same answers in-process and over HTTP)."""
+    top_p: float = 1.0
+    """Nucleus sampling mass, used only when ``temperature > 0``."""
+    seed: int | None = None
+    """Seed for sampling; ignored when greedy."""
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
 
 
 @runtime_checkable

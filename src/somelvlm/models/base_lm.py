@@ -16,12 +16,13 @@ is never silently applied to the wrong base (``check_base``).
 from __future__ import annotations
 
 import glob
-import hashlib
 import importlib.util
 import logging
 import os
-import shutil
 from pathlib import Path
+
+from somelvlm.atomic import atomic_dir
+from somelvlm.digests import base_weights_digest, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +79,6 @@ def convert_gguf(gguf: Path, out: Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     log.warning("converting %s once into %s (about a minute)", gguf.name, out)
-    tmp = out.parent / f".{out.name}.tmp-convert"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # transformers refuses save_pretrained on a GGUF-loaded model: write plain fp32 weights ourselves
@@ -90,48 +87,20 @@ def convert_gguf(gguf: Path, out: Path) -> Path:
     config = model.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    config.save_pretrained(tmp)
     state = {k: v.detach().to(torch.float32).contiguous() for k, v in model.state_dict().items()}
     if getattr(config, "tie_word_embeddings", False):
         state.pop("lm_head.weight", None)
-    save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-    tokenizer.save_pretrained(tmp)
-    (tmp / "SOURCE.txt").write_text(f"converted from {gguf.name} (sha256 {file_digest(gguf)})\n")
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    with atomic_dir(out) as tmp:
+        config.save_pretrained(tmp)
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        tokenizer.save_pretrained(tmp)
+        (tmp / "SOURCE.txt").write_text(f"converted from {gguf.name} (sha256 {file_sha256(gguf)})\n")
     return out
-
-
-def file_digest(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def weights_digest(model) -> str:
-    """sha256 over the base's parameter names, shapes and a strided sample of each one's values
-    (as fp32 bytes), so the same base gives the same digest whatever file layout, dtype it was saved
-    in or thread count it is loaded with."""
-    import torch
-
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        if "lora_" in name or "modules_to_save" in name:
-            continue
-        h.update(name.removeprefix("base_model.model.").encode())
-        h.update(str(tuple(tensor.shape)).encode())
-        # a fixed strided sample of the values: no reductions, so thread count and BLAS never change it
-        flat = tensor.detach().to(torch.float32).reshape(-1)
-        h.update(flat[:: max(1, flat.numel() // 4096)][:4096].contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def check_base(expected: dict, model, where: Path | str) -> None:
     """Raise ``BaseModelError`` naming the base ``where`` needs when ``model`` is not that base."""
-    digest = weights_digest(model)
+    digest = base_weights_digest(model)
     if expected.get("digest") and expected["digest"] != digest:
         raise BaseModelError(f"{where} was trained on base model {expected.get('name')!r} (weights digest "
                              f"{expected['digest']}), but the loaded base has digest {digest}: pass "

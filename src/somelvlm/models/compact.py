@@ -34,20 +34,19 @@ def save_compact(net, specs: list[HeadSpec], folder: Path, *, encoder: str, enco
     from peft import get_peft_model_state_dict
     from safetensors.torch import save_file
 
+    from somelvlm.atomic import atomic_path, atomic_write_text
+
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {f"lora.{k}": v.detach().to(torch.float16).contiguous()
                for k, v in get_peft_model_state_dict(net.encoder).items()}
     for task, head in net.heads.items():
         tensors[f"head.{task}.weight"] = head.weight.detach().float().contiguous()
         tensors[f"head.{task}.bias"] = head.bias.detach().float().contiguous()
-    tmp = folder / "model.safetensors.tmp"
-    save_file(tensors, str(tmp), metadata={"format": "somelvlm-compact-v1"})
-    tmp.replace(folder / "model.safetensors")
+    with atomic_path(folder / "model.safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "somelvlm-compact-v1"})
     config = {"backend": "compact", "format": "somelvlm-compact-v1", "encoder": encoder,
               "encoder_digest": encoder_digest, "lora": lora, "max_length": max_length, "heads": [asdict(s) for s in specs], **(extra or {})}
-    tmp = folder / "config.json.tmp"
-    tmp.write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(folder / "config.json")
+    atomic_write_text(folder / "config.json", json.dumps(config, indent=1) + "\n")
 
 
 def load_net(folder: Path, encoder_override: str | None = None):
@@ -56,7 +55,7 @@ def load_net(folder: Path, encoder_override: str | None = None):
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    from somelvlm.models.encoder import load_encoder, weights_digest
+    from somelvlm.models.encoder import encoder_digest as weights_digest, load_encoder
     from somelvlm.models.heads import MultiTaskNet
 
     folder = Path(folder)

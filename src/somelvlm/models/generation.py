@@ -12,37 +12,14 @@ generative model is a folder whose ``config.json`` names its backend (``{"backen
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from somelvlm.models import BACKENDS
-from somelvlm.models.base import Generator  # noqa: F401 - re-exported
+from somelvlm.models.base import GenerationConfig, Generator  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     from PIL.Image import Image
-
-
-@dataclass(frozen=True)
-class GenerationConfig:
-    """Decoding options shared by every backend."""
-
-    max_new_tokens: int = 128
-    """Upper bound on generated tokens per answer."""
-    temperature: float = 0.0
-    """0 means greedy decoding (deterministic: the same answers in-process and over HTTP)."""
-    top_p: float = 1.0
-    """Nucleus sampling mass, used only when ``temperature > 0``."""
-    seed: int | None = None
-    """Seed for sampling; ignored when greedy."""
-
-    def __post_init__(self) -> None:
-        if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
 
 
 GENERATORS = BACKENDS

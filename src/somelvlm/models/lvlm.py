@@ -29,7 +29,8 @@ import torch
 from torch import nn
 
 from somelvlm.data.somedata import IMAGE_TOKEN
-from somelvlm.models.base_lm import BaseModelError, attach_adapter, check_base, resolve_base, weights_digest
+from somelvlm.digests import base_weights_digest
+from somelvlm.models.base_lm import BaseModelError, attach_adapter, check_base, resolve_base
 from somelvlm.models.connector import ConnectorConfig, build_connector
 from somelvlm.models.generation import GenerationConfig, paired_images
 
@@ -257,27 +258,21 @@ def _left_pad(encoded: list[EncodedPrompt], pad_id: int):
 
 def save_lvlm(folder: Path, model: LVLM, tokenizer, meta: dict) -> Path:
     """Write ``config.json``, the LoRA adapter and the connector into ``folder`` (atomically)."""
-    import shutil
-
     from safetensors.torch import save_file
 
+    from somelvlm.atomic import atomic_dir
+
     folder = Path(folder)
-    tmp = folder.parent / f".{folder.name}.tmp-save"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
     config = {"backend": "lvlm", "vision_encoder": DEFAULT_VISION_ENCODER, **meta,
               "connector": model.connector.config.to_dict() if model.connector is not None else None}
-    if hasattr(model.lm, "peft_config"):
-        model.lm.save_pretrained(tmp / "adapter", safe_serialization=True)
-        config["adapter"] = "adapter"
-    if model.connector is not None:
-        state = {k: v.detach().contiguous() for k, v in model.connector.state_dict().items()}
-        save_file(state, str(tmp / "connector.safetensors"))
-    (tmp / "config.json").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
-    if folder.exists():
-        shutil.rmtree(folder)
-    tmp.rename(folder)
+    with atomic_dir(folder) as tmp:
+        if hasattr(model.lm, "peft_config"):
+            model.lm.save_pretrained(tmp / "adapter", safe_serialization=True)
+            config["adapter"] = "adapter"
+        if model.connector is not None:
+            state = {k: v.detach().contiguous() for k, v in model.connector.state_dict().items()}
+            save_file(state, str(tmp / "connector.safetensors"))
+        (tmp / "config.json").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
     return folder
 
 
@@ -313,4 +308,4 @@ def load_lvlm(folder: str | Path, base: str | Path | None = None, merge: bool = 
 
 def base_record(lm: nn.Module, name: str) -> dict:
     """What a saved model's ``config.json`` says about its base (checked on load)."""
-    return {"name": name, "digest": weights_digest(lm)}
+    return {"name": name, "digest": base_weights_digest(lm)}

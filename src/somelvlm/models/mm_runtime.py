@@ -161,7 +161,7 @@ class MultimodalHeads:
 
     def stamp(self, head: int = 0) -> dict:
         """What an index built from ``embed(..., head)`` must be stamped with."""
-        from somelvlm.models.multimodal import state_digest
+        from somelvlm.digests import head_state_digest as state_digest
 
         model, meta = self.heads[head]
         return {"encoders": {k: meta["encoders"][k] for k in ("image", "text")}, "head_digest": state_digest(model),

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 FUSIONS = ("concat", "product", "cross_attention", "text", "image")
+ITC_INIT_LOGIT_SCALE = 2.6592
+"""ln(1 / 0.07): CLIP's initial (log) inverse temperature, the start of ``logit_scale``."""
 
 
 @dataclass
@@ -62,8 +64,6 @@ def build_classifier(config: MMConfig):
     import torch
     from torch import nn
     import torch.nn.functional as F
-
-    from somelvlm.train.losses import ITC_INIT_LOGIT_SCALE
 
     class MultimodalClassifier(nn.Module):
         """Projections + fusion + MLP + head, with an ITM head and an ITC logit scale."""
@@ -119,10 +119,9 @@ def save_classifier(model, folder: Path, labels: list[str], extra: dict | None =
     """Write ``config.json`` + ``model.safetensors`` into ``folder`` (atomically, file by file).
 
     ``half``: store float16 weights (half the size; loading casts back to float32)."""
-    import os
-    import tempfile
-
     from safetensors.torch import save_file
+
+    from somelvlm.atomic import atomic_path, atomic_write_text
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -130,16 +129,9 @@ def save_classifier(model, folder: Path, labels: list[str], extra: dict | None =
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".safetensors")
-    os.close(fd)
-    save_file(state, tmp)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; shipped files must be readable by all
-    os.replace(tmp, folder / "model.safetensors")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(meta, fh, indent=2)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, folder / "config.json")
+    with atomic_path(folder / "model.safetensors") as tmp:
+        save_file(state, str(tmp))
+    atomic_write_text(folder / "config.json", json.dumps(meta, indent=2))
     return folder
 
 
@@ -157,15 +149,4 @@ def load_classifier(folder: Path | str) -> tuple[Any, dict]:
     return model.eval(), meta
 
 
-def state_digest(model) -> str:
-    """sha256 (first 16 hex) of the model's weights: stamps an index built with it."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for name, value in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(value.detach().cpu().float().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-__all__ = ["FUSIONS", "MMConfig", "build_classifier", "load_classifier", "save_classifier", "state_digest"]
+__all__ = ["FUSIONS", "ITC_INIT_LOGIT_SCALE", "MMConfig", "build_classifier", "load_classifier", "save_classifier"]

@@ -14,12 +14,13 @@ Needs ``onnxruntime`` plus ``onnx`` (and ``onnxscript`` for the dynamo exporter)
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from somelvlm.atomic import atomic_path
+from somelvlm.digests import export_state_digest
 
 EXPORT_VERSION = "1"
 """Bumped when the exported graph changes (inputs, pooling, opset), so stale cache entries are not reused."""
@@ -41,15 +42,10 @@ def onnx_available() -> bool:
     return True
 
 
-def state_digest(module) -> str:
-    """sha256 (first 16 hex digits) of a module's parameters and buffers, names and values: the cache key
-    of its export (a merged adapter changes it, so does another base)."""
-    h = hashlib.sha256(f"somelvlm-onnx-v{EXPORT_VERSION}-opset{OPSET}".encode())
-    for name, tensor in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(str(tuple(tensor.shape)).encode())
-        h.update(tensor.detach().float().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
+def export_path(encoder, cache: Path | None = None) -> Path:
+    """Where ``encoder``'s export lives: ``encoder-<export_state_digest>.onnx`` in the cache."""
+    digest = export_state_digest(encoder, f"somelvlm-onnx-v{EXPORT_VERSION}-opset{OPSET}")
+    return Path(cache or cache_dir()) / f"encoder-{digest}.onnx"
 
 
 class _Pooled:
@@ -85,19 +81,16 @@ def export_encoder(encoder, path: Path) -> Path:
     model = _Pooled.build(encoder)
     ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.long)  # (2, 4)
     mask = (ids != 0).long()  # (2, 4)
-    path.parent.mkdir(parents=True, exist_ok=True)
     errors = []
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        tmp_file = Path(tmp) / "encoder.onnx"
+    with atomic_path(path) as tmp:
         for dynamo in (False, True):
             try:
-                _export(model, (ids, mask), tmp_file, dynamo)
+                _export(model, (ids, mask), tmp, dynamo)
                 break
             except Exception as err:  # noqa: BLE001 - the other exporter gets its chance; both errors are reported
                 errors.append(f"{'dynamo' if dynamo else 'legacy'} exporter: {type(err).__name__}: {str(err)[:300]}")
         else:
             raise RuntimeError("could not export the encoder to ONNX; " + "; ".join(errors))
-        tmp_file.replace(path)
     return path
 
 
@@ -154,7 +147,7 @@ def load_onnx_encoder(encoder, threads: int | None = None, cache: Path | None = 
     """An ``OnnxEncoder`` for the torch ``encoder``, exporting it into the cache on first use."""
     if not onnx_available():
         raise ImportError("the onnx runtime needs onnxruntime: pip install 'somelvlm[onnx]'")
-    path = Path(cache or cache_dir()) / f"encoder-{state_digest(encoder)}.onnx"
+    path = export_path(encoder, cache)
     if not path.is_file():
         export_encoder(encoder, path)
     return OnnxEncoder(path, threads)

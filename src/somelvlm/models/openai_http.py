@@ -27,8 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from somelvlm.models.base import HeadSpec, texts_of
-from somelvlm.models.generation import GenerationConfig
+from somelvlm.models.base import GenerationConfig, HeadSpec, texts_of
 
 if TYPE_CHECKING:
     from PIL.Image import Image

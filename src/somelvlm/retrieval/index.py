@@ -17,12 +17,12 @@ renamed, so a reader never sees half an index.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from somelvlm.atomic import atomic_path, atomic_write_text
 
 META_COLUMNS = ("id", "label", "task", "source", "text")
 KINDS = ("flat", "hnsw")
@@ -47,18 +47,6 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
         raise ValueError(f"vectors must be 2-d (n, dim), got shape {v.shape}")
     norms = np.linalg.norm(v, axis=1, keepdims=True)
     return np.ascontiguousarray(v / np.maximum(norms, 1e-12))
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class MemoryIndex:
@@ -150,13 +138,14 @@ class MemoryIndex:
         faiss = _faiss()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write(folder / "index.faiss", lambda tmp: faiss.write_index(self.index, tmp))
+        with atomic_path(folder / "index.faiss") as tmp:
+            faiss.write_index(self.index, str(tmp))
         table = pa.table({c: pa.array([None if v is None else str(v) for v in self.meta[c]], pa.string())
                           for c in META_COLUMNS})
-        _atomic_write(folder / "meta.parquet", lambda tmp: pq.write_table(table, tmp))
+        with atomic_path(folder / "meta.parquet") as tmp:
+            pq.write_table(table, tmp)
         stamp = {**self.stamp, "count": len(self)}
-        _atomic_write(folder / "stamp.json",
-                      lambda tmp: Path(tmp).write_text(json.dumps(stamp, indent=2, sort_keys=True), encoding="utf-8"))
+        atomic_write_text(folder / "stamp.json", json.dumps(stamp, indent=2, sort_keys=True))
         return folder
 
     @classmethod

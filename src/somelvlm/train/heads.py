@@ -64,7 +64,7 @@ class HeadsConfig:
     def __post_init__(self) -> None:
         if not self.tasks:
             raise ValueError("config needs `tasks`: the tasks to train heads for")
-        from somelvlm.train.head_data import head_spec
+        from somelvlm.taxonomy.heads import head_spec
 
         for t in self.tasks:
             head_spec(t)  # unknown or generative tasks fail here, naming the task
@@ -83,12 +83,15 @@ def train(config: HeadsConfig, log=print) -> dict:
     import torch
     from peft import LoraConfig, get_peft_model
 
+    from somelvlm.atomic import atomic_write_text
+    from somelvlm.data.head_items import cap, load_items
     from somelvlm.data.report import DataReport
     from somelvlm.models.card import write_card
     from somelvlm.models.compact import save_compact
-    from somelvlm.models.encoder import load_encoder, weights_digest
+    from somelvlm.models.encoder import encoder_digest, load_encoder
     from somelvlm.models.heads import MultiTaskNet
-    from somelvlm.train.head_data import cap, head_spec, load_items
+    from somelvlm.taxonomy.heads import head_spec
+    from somelvlm.train.loop import apply_step, load_file_checkpoint, save_file_checkpoint, warmup_linear
 
     started = time.time()
     out = Path(config.out)
@@ -134,26 +137,17 @@ def train(config: HeadsConfig, log=print) -> dict:
         {"params": list(net.heads.parameters()), "lr": config.lr_heads},
     ]
     opt = torch.optim.AdamW(params, weight_decay=config.weight_decay)
-    warm = max(1, int(config.warmup * total))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (total - s) / max(1, total - warm)))
+    sched = warmup_linear(opt, max(1, int(config.warmup * total)), total, decay="after_warmup")
 
     state = {"epoch": 0, "step": 0, "best": -math.inf, "history": []}
     ckpt = out / "checkpoint.pt"
     if ckpt.is_file():  # resume
-        saved = torch.load(ckpt, weights_only=True)
-        net.load_state_dict(saved["net"], strict=False)
-        opt.load_state_dict(saved["opt"])
-        sched.load_state_dict(saved["sched"])
-        state = json.loads(saved["state"])
+        state = load_file_checkpoint(ckpt, net, opt, sched)
         log(f"resumed at epoch {state['epoch']} step {state['step']}")
 
     def checkpoint() -> None:
         trainable = {k: v for k, v in net.state_dict().items() if "lora_" in k or k.startswith("heads.")}
-        tmp = out / "checkpoint.pt.tmp"
-        torch.save({"net": trainable, "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "state": json.dumps(state)}, tmp)
-        tmp.replace(ckpt)
+        save_file_checkpoint(ckpt, trainable, opt, sched, state)
 
     for epoch in range(state["epoch"], epochs):
         batches = epoch_batches(epoch)
@@ -165,11 +159,8 @@ def train(config: HeadsConfig, log=print) -> dict:
                             max_length=config.max_length, return_tensors="pt")
             _, outs = net(enc["input_ids"], enc["attention_mask"], [task])
             loss = _loss(net.specs[task], outs[task], items, weights[task])
-            opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-            opt.step()
-            sched.step()
+            apply_step(opt, net.parameters(), sched, clip=1.0)
             seen += len(items)
             running[task] = 0.9 * running.get(task, loss.item()) + 0.1 * loss.item()
             state["step"] = step + 1
@@ -188,7 +179,7 @@ def train(config: HeadsConfig, log=print) -> dict:
         if mean > state["best"]:
             state["best"] = mean
             save_compact(net, specs, out / "model", encoder=config.encoder,
-                         encoder_digest=weights_digest(config.encoder), lora=lora,
+                         encoder_digest=encoder_digest(config.encoder), lora=lora,
                          max_length=config.max_length,
                          extra={"trained": {"config": asdict(config), "epoch": epoch + 1, "val": metrics,
                                             "data": counts, "seconds": round(time.time() - started)}})
@@ -197,8 +188,8 @@ def train(config: HeadsConfig, log=print) -> dict:
         state["epoch"], state["step"] = epoch + 1, 0
         checkpoint()
     state["seconds"] = time.time() - started
-    (out / "history.json").write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
-    (out / "data_report.md").write_text(report.to_markdown(), encoding="utf-8")
+    atomic_write_text(out / "history.json", json.dumps(state, indent=1) + "\n")
+    atomic_write_text(out / "data_report.md", report.to_markdown())
     return state
 
 
@@ -231,7 +222,7 @@ def evaluate_split(net, tokenizer, specs, data, split: str, max_length: int, lim
     import torch
 
     from somelvlm.evaluate.metrics import head_metrics, selection_value
-    from somelvlm.train.head_data import cap
+    from somelvlm.data.head_items import cap
 
     net.eval()
     results = {}

@@ -18,132 +18,18 @@ cached hub id whose config has a vision part), the same recipe runs on it: see `
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
-import random
-import shutil
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from somelvlm.models.connector import ConnectorConfig
+from somelvlm.train.instruct_config import InstructConfig, load_records, training_record
+from somelvlm.train.loop import optimizer_and_resume, run_steps
 
-QUANTIZE = ("auto", "none", "nf4")
-
-
-@dataclass
-class InstructConfig:
-    """Options of ``somelvlm train instruct`` (YAML keys have the same names)."""
-
-    stage: int
-    """1: LoRA on the LM with text instructions; 2: the connector with multimodal ones: ``--stage``."""
-    data: str
-    """SoMeData folder (``somelvlm data build`` output) holding train.jsonl: ``data``."""
-    out: str
-    """Run folder: checkpoints, train_log.jsonl and model/: ``out``."""
-    data_root: str = "../shared/data"
-    """Folder image paths of records are relative to (stage 2, and stage 1 on a VLM): ``data_root``."""
-    base: str = "smollm2-135m-instruct"
-    """Base: a packaged short name, a local Hugging Face folder, or a pretrained VLM (folder or cached
-    hub id; then ``instruct_vlm`` runs the recipe on it): ``base``."""
-    init: str | None = None
-    """Stage 2: the stage-1 model folder whose adapter is loaded and frozen: ``init``."""
-    name: str = "some-lvlm"
-    """Name written into the saved model's config.json."""
-    tasks: list[str] = field(default_factory=list)
-    """Only records of these tasks (empty: all): ``tasks``."""
-    max_per_task: int | None = None
-    """At most N records per task, a fixed hash-ordered sample: ``max_per_task``."""
-    max_per_task_overrides: dict[str, int] = field(default_factory=dict)
-    """Per-task caps that replace ``max_per_task`` (e.g. more detox pairs): ``max_per_task_overrides``."""
-    max_len: int = 256
-    """Tokens per training sequence (prompt + answer); longer prompts lose their middle."""
-    max_answer_tokens: int = 64
-    """Answers are cut to this many tokens."""
-    batch_size: int = 8
-    grad_accum: int = 1
-    """Batches per optimizer step."""
-    lr: float = 2e-4
-    weight_decay: float = 0.0
-    epochs: int = 1
-    max_steps: int | None = None
-    """Stop after this many optimizer steps (overrides epochs when smaller)."""
-    warmup_steps: int = 10
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-    """Linear layers of the LM that get LoRA: ``lora_targets``."""
-    lora_layers: int | None = None
-    """LoRA only in the top N decoder layers (backward stops there: cheaper on CPU); None: all."""
-    quantize: str = "auto"
-    """Stage 1 base weights: ``nf4`` (QLoRA, needs CUDA + bitsandbytes), ``none``, or ``auto`` (nf4 on CUDA)."""
-    connector: str = "mlp"
-    """Stage 2 connector: ``mlp`` or ``qformer``."""
-    image_pool: int = 2
-    """mlp connector: the 7x7 grid pooled to image_pool x image_pool tokens."""
-    num_queries: int = 8
-    """qformer connector: learned queries = image tokens."""
-    connector_hidden: int = 512
-    """Hidden width of the connector (mlp: projector; qformer: query transformer)."""
-    checkpoint_every: int = 50
-    log_every: int = 5
-    num_threads: int = 2
-    """torch CPU threads."""
-    seed: int = 0
-    max_prompt_tokens: int = 768
-    """Saved into the model: prompts at generation time are cut to this many tokens."""
-    stage1_images: bool = True
-    """VLM base only: stage 1 also trains on records with an image (text-only ones always): ``stage1_images``."""
-
-    def __post_init__(self) -> None:
-        if self.stage not in (1, 2):
-            raise ValueError(f"--stage must be 1 or 2, got {self.stage}")
-        if self.quantize not in QUANTIZE:
-            raise ValueError(f"quantize must be one of {QUANTIZE}, got {self.quantize!r}")
-        if self.stage == 2 and not self.init:
-            raise ValueError("stage 2 needs init: the stage-1 model folder (e.g. runs/some-lvlm-s1/model)")
-        if self.max_answer_tokens >= self.max_len - 16:
-            raise ValueError(f"max_answer_tokens {self.max_answer_tokens} leaves no room in max_len {self.max_len}")
-        if self.batch_size < 1 or self.grad_accum < 1:
-            raise ValueError("batch_size and grad_accum must be at least 1")
-        ConnectorConfig(kind=self.connector, pool=self.image_pool, num_queries=self.num_queries)
-
-    @classmethod
-    def from_yaml(cls, path: str | Path, **overrides) -> InstructConfig:
-        from somelvlm.train.config import config_from_yaml
-
-        return config_from_yaml(cls, path, **overrides)
-
-
-def load_records(config: InstructConfig, both: bool = False) -> list[dict]:
-    """Train records of the stage's modality (text only for 1, with image for 2; any with ``both``),
-    fixed sample."""
-    path = Path(config.data) / "train.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: build SoMeData first (somelvlm data build --out {config.data})")
-    by_task: dict[str, list[dict]] = {}
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            r = json.loads(line)
-            if not both and (config.stage == 2) != ("image" in r):
-                continue
-            if config.tasks and r["task"] not in config.tasks:
-                continue
-            by_task.setdefault(r["task"], []).append(r)
-    if not by_task:
-        kind = "with an image" if config.stage == 2 else "text-only"
-        raise ValueError(f"no {kind} records of tasks {config.tasks or 'any'} in {path}")
-    out = []
-    for task in sorted(by_task):
-        rows = sorted(by_task[task], key=lambda r: hashlib.sha1(r["id"].encode()).digest())
-        cap = config.max_per_task_overrides.get(task, config.max_per_task)
-        out += rows[:cap] if cap else rows
-    return out
+__all__ = ["InstructConfig", "build_model", "collate", "lm_loss", "load_quantized_lm", "tokenize_record", "train"]
 
 
 def tokenize_record(tokenizer, record: dict, num_image_tokens: int, config: InstructConfig) -> dict:
@@ -275,7 +161,7 @@ def train(config: InstructConfig, log: Callable[[str], None] = print) -> Path:
 
     run_steps(config, out, items, trainable, optimizer, schedule, per_epoch, total, step, batch_loss)
     meta = {"name": config.name, "base": base, "max_prompt_tokens": config.max_prompt_tokens,
-            "training": _training_record(config, records, out)}
+            "training": training_record(config, records, out)}
     if config.stage == 2:
         prev = json.loads((Path(config.init) / "config.json").read_text(encoding="utf-8"))
         meta["training"] = {"stage1": prev.get("training", {}).get("stage1", prev.get("training")),
@@ -284,126 +170,3 @@ def train(config: InstructConfig, log: Callable[[str], None] = print) -> Path:
         meta["training"] = {"stage1": meta["training"]}
     model.to("cpu")
     return save_lvlm(out / "model", model, tokenizer, meta)
-
-
-def optimizer_and_resume(config: InstructConfig, out: Path, trainable: dict[str, torch.nn.Parameter],
-                         n_items: int, log: Callable[[str], None]):
-    """AdamW with linear warmup and decay over the run, restored from the newest checkpoint under
-    ``out`` when there is one. Returns (optimizer, schedule, steps per epoch, total steps, step)."""
-    from safetensors.torch import load_file
-
-    optimizer = torch.optim.AdamW(trainable.values(), lr=config.lr, weight_decay=config.weight_decay)
-    per_epoch = math.ceil(n_items / config.batch_size / config.grad_accum)
-    total = min(config.max_steps or per_epoch * config.epochs, per_epoch * config.epochs)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / config.warmup_steps)
-                                                 * max(0.0, 1 - s / max(1, total)))
-    step = 0
-    latest = _latest_checkpoint(out)
-    if latest is not None:
-        state = load_file(str(latest / "trainable.safetensors"))
-        missing = set(trainable) - set(state)
-        if missing:
-            raise ValueError(f"checkpoint {latest} does not match this config (missing {sorted(missing)[:3]})")
-        for n, p in trainable.items():
-            p.data.copy_(state[n])
-        optimizer.load_state_dict(torch.load(latest / "optimizer.pt", weights_only=True))
-        saved = json.loads((latest / "schedule.json").read_text())
-        schedule.load_state_dict(saved["schedule"])
-        step = saved["step"]
-        log(f"resumed from {latest} at step {step}")
-    return optimizer, schedule, per_epoch, total, step
-
-
-def run_steps(config: InstructConfig, out: Path, items: list[dict], trainable: dict[str, torch.nn.Parameter],
-              optimizer, schedule, per_epoch: int, total: int, step: int,
-              batch_loss: Callable[[list[int]], torch.Tensor]) -> None:
-    """The optimizer steps from ``step`` to ``total``: length-grouped batches (the same order for a
-    resumed run), gradient accumulation, clipping, a progress bar, loss log lines and checkpoints.
-    ``batch_loss(indices)`` is the mean next-token loss of one batch of ``items``."""
-    from safetensors.torch import save_file
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, initial=step, desc=f"stage {config.stage}", unit="step")
-    t0 = time.perf_counter()
-    with (out / "train_log.jsonl").open("a", encoding="utf-8") as logf:
-        while step < total:
-            epoch, within = divmod(step, per_epoch)
-            batches = _length_grouped_batches(items, config.batch_size, config.seed + epoch)
-            for s in range(within, per_epoch):
-                if step >= total:
-                    break
-                loss_sum = 0.0
-                for b in batches[s * config.grad_accum:(s + 1) * config.grad_accum]:
-                    loss = batch_loss(b) / config.grad_accum
-                    loss.backward()
-                    loss_sum += float(loss.detach())
-                torch.nn.utils.clip_grad_norm_(trainable.values(), 1.0)
-                optimizer.step()
-                schedule.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_sum:.3f}")
-                if step % config.log_every == 0 or step == total:
-                    logf.write(json.dumps({"step": step, "epoch": epoch, "lm": round(loss_sum, 4),
-                                           "lr": schedule.get_last_lr()[0],
-                                           "sec": round(time.perf_counter() - t0, 1)}) + "\n")
-                    logf.flush()
-                if step % config.checkpoint_every == 0 or step == total:
-                    _save_checkpoint(out, step, trainable, optimizer, schedule, save_file)
-    bar.close()
-
-
-def _length_grouped_batches(items: list[dict], size: int, seed: int) -> list[list[int]]:
-    """A seeded shuffle, sorted by length within windows of 16 batches (less padding), batches
-    shuffled again: the same order for the same seed, so a resumed run continues exactly."""
-    rng = random.Random(seed)
-    order = list(range(len(items)))
-    rng.shuffle(order)
-    window = size * 16
-    grouped = []
-    for i in range(0, len(order), window):
-        grouped += sorted(order[i:i + window], key=lambda j: len(items[j]["ids"]))
-    batches = [grouped[i:i + size] for i in range(0, len(grouped), size)]
-    rng.shuffle(batches)
-    return batches
-
-
-def _training_record(config: InstructConfig, records: list[dict], out: Path) -> dict:
-    """Exactly what was used: records per task, options and the last logged loss."""
-    per_task: dict[str, int] = {}
-    for r in records:
-        per_task[r["task"]] = per_task.get(r["task"], 0) + 1
-    last = None
-    log_path = out / "train_log.jsonl"
-    if log_path.is_file():
-        lines = log_path.read_text(encoding="utf-8").strip().splitlines()
-        last = json.loads(lines[-1]) if lines else None
-    keep = ("max_len", "max_answer_tokens", "batch_size", "grad_accum", "lr", "epochs", "max_steps",
-            "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "lora_layers", "quantize", "connector", "image_pool", "connector_hidden",
-            "num_queries", "seed", "max_per_task", "max_per_task_overrides", "data")
-    return {"records": len(records), "per_task": per_task, "last_log": last,
-            "options": {k: getattr(config, k) for k in keep}}
-
-
-def _save_checkpoint(out: Path, step: int, trainable: dict, optimizer, schedule, save_file) -> None:
-    """Atomic: written to a temporary folder, renamed; keeps the two newest."""
-    root = out / "checkpoints"
-    tmp = root / f".step-{step:06d}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    save_file({n: p.detach().cpu().contiguous() for n, p in trainable.items()}, str(tmp / "trainable.safetensors"))
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    (tmp / "schedule.json").write_text(json.dumps({"step": step, "schedule": schedule.state_dict()}))
-    final = root / f"step-{step:06d}"
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
-    for old in sorted(root.glob("step-*"))[:-2]:
-        shutil.rmtree(old)
-
-
-def _latest_checkpoint(out: Path) -> Path | None:
-    found = sorted((out / "checkpoints").glob("step-*")) if (out / "checkpoints").is_dir() else []
-    return found[-1] if found else None

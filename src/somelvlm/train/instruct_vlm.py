@@ -15,20 +15,14 @@ or ``load_generator(OUT/model)`` loads it.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from somelvlm.models.hf_vlm import NEEDS_IMAGE, PROJECTORS
-from somelvlm.train.instruct import (
-    InstructConfig,
-    _training_record,
-    load_records,
-    optimizer_and_resume,
-    run_steps,
-)
+from somelvlm.train.instruct_config import InstructConfig, load_records, training_record
+from somelvlm.train.loop import optimizer_and_resume, run_steps
 
 TOKEN_KEYS = ("mm_token_type_ids", "token_type_ids")
 """Processor outputs with one entry per token: extended over the answer and padded like the ids."""
@@ -61,7 +55,8 @@ def load_vlm(config: InstructConfig):
     """(model with the stage's trainable weights, processor, base record, trained meta of ``init``)."""
     from transformers import AutoModelForImageTextToText
 
-    from somelvlm.models.base_lm import check_base, weights_digest
+    from somelvlm.digests import base_weights_digest
+    from somelvlm.models.base_lm import check_base
     from somelvlm.models.hf_vlm import add_lm_lora, lm_lora_targets, load_processor, read_trained
 
     if config.stage == 2:
@@ -87,7 +82,7 @@ def load_vlm(config: InstructConfig):
         p.requires_grad_(False)
     if config.stage == 1:
         base = {"name": source, "digest": None, "quantized": "nf4"} if quantize else \
-            {"name": source, "digest": weights_digest(model), "dtype": "float32"}
+            {"name": source, "digest": base_weights_digest(model), "dtype": "float32"}
         layers = None
         if config.lora_layers:
             n = model.config.get_text_config().num_hidden_layers
@@ -267,7 +262,7 @@ def train_vlm(config: InstructConfig, log: Callable[[str], None] = print) -> Pat
         return model(**batch).loss                                   # next-token CE on the answers
 
     run_steps(config, out, items, trainable, optimizer, schedule, per_epoch, total, step, batch_loss)
-    record = _training_record(config, kept, out)
+    record = training_record(config, kept, out)
     training = {"stage1": record} if config.stage == 1 else \
         {"stage1": prev.get("training", {}).get("stage1"), "stage2": record}
     meta = {"backend": "hf_vlm", "name": config.name, "base": base, "adapter": "adapter",
@@ -283,17 +278,13 @@ def save_vlm(folder: Path, model, meta: dict, projector: dict | None = None) -> 
     model's own parameter names) into ``folder``, atomically."""
     from safetensors.torch import save_file
 
+    from somelvlm.atomic import atomic_dir
+
     folder = Path(folder)
-    tmp = folder.parent / f".{folder.name}.tmp-save"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    model.save_pretrained(tmp / "adapter", safe_serialization=True)
-    if projector is not None:
-        save_file({n.removeprefix("base_model.model."): p.detach().float().contiguous()
-                   for n, p in projector.items()}, str(tmp / "projector.safetensors"))
-    (tmp / "config.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-    if folder.exists():
-        shutil.rmtree(folder)
-    tmp.rename(folder)
+    with atomic_dir(folder) as tmp:
+        model.save_pretrained(tmp / "adapter", safe_serialization=True)
+        if projector is not None:
+            save_file({n.removeprefix("base_model.model."): p.detach().float().contiguous()
+                       for n, p in projector.items()}, str(tmp / "projector.safetensors"))
+        (tmp / "config.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     return folder

@@ -22,11 +22,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from somelvlm.models.multimodal import ITC_INIT_LOGIT_SCALE  # noqa: F401 - the model's init, re-exported here
+
 if TYPE_CHECKING:
     from torch import Tensor
-
-ITC_INIT_LOGIT_SCALE = 2.6592
-"""ln(1 / 0.07): CLIP's initial (log) inverse temperature."""
 
 
 def class_weights(y, num_classes: int, power: float = 1.0):

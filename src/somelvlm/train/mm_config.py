@@ -39,7 +39,7 @@ class FrozenFeaturesConfig:
 
     def __post_init__(self) -> None:
         from somelvlm.models.multimodal import FUSIONS
-        from somelvlm.train.mm_data import MM_DATASETS
+        from somelvlm.features.mm_table import MM_DATASETS
 
         if self.dataset not in MM_DATASETS:
             raise ValueError(f"`dataset` must be one of {sorted(MM_DATASETS)}, got {self.dataset!r}")

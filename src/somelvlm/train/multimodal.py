@@ -4,7 +4,7 @@
 
 ``L = (1 - b_itc - b_itm) * CE_w + b_itc * ITC + b_itm * ITM`` (Sanchez Villegas et al., arXiv
 2309.07794). ITC and ITM use only the batch's posts that have both an image and a text. Features
-come from ``mm_data.build_table`` (cached), so an epoch is a few small matrix products. After each
+come from ``features.mm_table.build_table`` (cached), so an epoch is a few small matrix products. After each
 epoch the model is scored on val; the best epoch (val macro-F1) is kept, scored on test and saved.
 
 Departures from upstream, on purpose: lr 1e-3 instead of 1e-5 (upstream fine-tunes whole encoders;
@@ -14,7 +14,6 @@ datasets; selected on cm_memes val).
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -96,7 +95,7 @@ def build_model(config, num_classes: int):
 
 def load_table(config):
     """The dataset's cached feature table for a recipe config."""
-    from somelvlm.train.mm_data import build_table
+    from somelvlm.features.mm_table import build_table
 
     return build_table(config.data_root, config.dataset, text=config.text_encoder, ocr=config.ocr,
                        num_threads=config.threads, max_train=config.max_train)
@@ -107,6 +106,7 @@ def train(config: MultimodalConfig, table=None, log=print) -> dict:
     """Train, select the epoch on val, score test; returns metrics, history and the model."""
     import torch
 
+    from somelvlm.train.loop import BestEpoch, apply_step, format_row
     from somelvlm.train.losses import aux_loss, class_weights, itc_loss, itm_loss, itm_shuffle, weighted_ce
 
     torch.set_num_threads(config.threads)
@@ -124,7 +124,7 @@ def train(config: MultimodalConfig, table=None, log=print) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     multimodal = config.fusion not in ("text", "image")
     use_itc, use_itm = multimodal and config.b_itc > 0, multimodal and config.b_itm > 0
-    history, best, best_state = [], None, None
+    history, kept = [], BestEpoch("val_macro_f1")
     start = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -148,9 +148,8 @@ def train(config: MultimodalConfig, table=None, log=print) -> dict:
                     g_swapped = model.fuse(i, t[idx])
                     itm = itm_loss(model.match(g_swapped), match)["itm"]
             terms = aux_loss(ce, itc, itm, config.b_itc if use_itc else 0.0, config.b_itm if use_itm else 0.0)
-            opt.zero_grad()
             terms["loss"].backward()
-            opt.step()
+            apply_step(opt)
             with torch.no_grad():
                 model.logit_scale.clamp_(0, 4.6052)  # CLIP caps the inverse temperature at 100
             for name, v in terms.items():
@@ -160,10 +159,10 @@ def train(config: MultimodalConfig, table=None, log=print) -> dict:
         row = {"epoch": epoch, **{f"train_{n}": v / len(order) for n, v in sums.items()},
                **{f"val_{n}": v for n, v in val.items()}}
         history.append(row)
-        if best is None or val["macro_f1"] > best["val_macro_f1"]:
-            best, best_state = row, copy.deepcopy(model.state_dict())
-        log(" ".join(f"{n}={v:.4f}" if isinstance(v, float) else f"{n}={v}" for n, v in row.items()))
-    model.load_state_dict(best_state)
+        kept.update(row, model)
+        log(format_row(row))
+    kept.restore(model)
+    best = kept.row
     model.eval()
     test = classification_metrics(table.y[test_rows], predict(model, data, test_rows)[0], table.labels) \
         if len(test_rows) else {}

@@ -14,7 +14,6 @@ posts' embeddings are the memory, val / test posts the queries.
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -107,6 +106,7 @@ def train(config: RGCLConfig, table=None, log=print) -> dict:
     """Train with the hybrid loss, select on val, score test with the head and with RKC."""
     import torch
 
+    from somelvlm.train.loop import BestEpoch, apply_step, format_row
     from somelvlm.train.losses import class_weights, hybrid_loss, rgcl_loss, weighted_ce
     from somelvlm.train.multimodal import as_tensors, build_model, classification_metrics, load_table, predict
 
@@ -123,7 +123,7 @@ def train(config: RGCLConfig, table=None, log=print) -> dict:
     weight = class_weights(table.y[train_rows], num_classes, config.class_weight_power)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     y_train = table.y[train_rows]
-    history, best, best_state = [], None, None
+    history, kept = [], BestEpoch("val_macro_f1")
     start = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         _, g_train = predict(model, data, train_rows)  # detached, eval mode: the epoch's index
@@ -146,19 +146,18 @@ def train(config: RGCLConfig, table=None, log=print) -> dict:
                           form=config.form, margin=config.margin, temperature=config.temperature)
             ce = weighted_ce(out["logits"], data["y"][rows], weight)["ce"]
             terms = hybrid_loss(r["rgcl"], ce, config.ce_weight)
-            opt.zero_grad()
             terms["loss"].backward()
-            opt.step()
+            apply_step(opt)
             for name, v in {**terms, "pos_sim": r["pos_sim"], "neg_sim": r["neg_sim"]}.items():
                 sums[name] = sums.get(name, 0.0) + float(v.detach()) * len(b)
         val = classification_metrics(table.y[val_rows], predict(model, data, val_rows)[0], table.labels)
         row = {"epoch": epoch, **{f"train_{n}": v / len(order) for n, v in sums.items()},
                **{f"val_{n}": v for n, v in val.items()}}
         history.append(row)
-        if best is None or val["macro_f1"] > best["val_macro_f1"]:
-            best, best_state = row, copy.deepcopy(model.state_dict())
-        log(" ".join(f"{n}={v:.4f}" if isinstance(v, float) else f"{n}={v}" for n, v in row.items()))
-    model.load_state_dict(best_state)
+        kept.update(row, model)
+        log(format_row(row))
+    kept.restore(model)
+    best = kept.row
     model.eval()
     _, g_train = predict(model, data, train_rows)
     result = {"config": asdict(config), "best_epoch": best["epoch"],
@@ -171,14 +170,15 @@ def train(config: RGCLConfig, table=None, log=print) -> dict:
         result["test_rkc"] = rkc_metrics(g_train, y_train, g_test, table.y[test_rows], table.labels, config.rkc_k)
     result["seconds"] = time.perf_counter() - start
     if config.out:
-        from somelvlm.models.multimodal import save_classifier, state_digest
+        from somelvlm.digests import head_state_digest
+        from somelvlm.models.multimodal import save_classifier
         from somelvlm.retrieval.index import MemoryIndex
 
         extra = {"task": table.task, "dataset": table.dataset, "encoders": table.encoders, "recipe": "rgcl",
                  "val": result["val"], "test": result.get("test", {}), "best_epoch": best["epoch"]}
         save_classifier(model, Path(config.out), list(table.labels), extra)
         stamp = {"encoders": {k: table.encoders[k] for k in ("image", "text")},
-                 "head_digest": state_digest(model), "embedding": "g", "task": table.task,
+                 "head_digest": head_state_digest(model), "embedding": "g", "task": table.task,
                  "model": str(Path(config.out).resolve())}
         meta = {"id": [table.ids[i] for i in train_rows], "label": [table.labels[v] for v in y_train],
                 "task": [table.task] * len(train_rows), "source": [table.dataset] * len(train_rows),

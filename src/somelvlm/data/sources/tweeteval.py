@@ -8,7 +8,7 @@ climate, feminist, hillary) and one ``stance/mapping.txt``; each stance example 
 
 Splits: upstream's, as they are (the benchmark's). Sentiment's ``train_text.txt`` is missing
 upstream (its train labels exist), a known gap that is not reported: sentiment has val and test
-only (the compact model trains on 80% of val, see ``somelvlm.train.head_data``).
+only (the compact model trains on 80% of val, see ``somelvlm.data.head_items``).
 
 Labels: the index in a labels file maps to the task's label ids in ``LABELS`` (index order, as
 ``mapping.txt`` lists them); ``mapping.txt`` is checked against them and a task whose mapping

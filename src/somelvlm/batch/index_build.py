@@ -1,5 +1,8 @@
 """``somelvlm index build`` / ``index add``: retrieval memories made with a trained multimodal head.
 
+An offline job over a dataset or a user's file (so it lives with the batch runner and shares its
+reader): the memory itself is ``retrieval.MemoryIndex``.
+
 An index stores the head's embedding g of labelled posts. ``build_index`` takes them from a
 dataset's splits (cached features) or from a user's file; ``add_to_index`` appends a user's newly
 labelled posts, so RKC predictions change with no retraining. Both embed with
@@ -79,7 +82,7 @@ def _dataset_vectors(heads, data_root: Path, dataset: str, splits: list[str]):
     """g and metadata of a dataset's posts from cached features (the same table training used)."""
     import torch
 
-    from somelvlm.train.mm_data import build_table
+    from somelvlm.features.mm_table import build_table
 
     model, meta = heads.heads[0]
     if meta.get("dataset") != dataset:

@@ -184,7 +184,7 @@ def build_table(root: Path | str, dataset: str, text: str = "minilm", ocr: bool 
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Precompute (cache) the features of the three datasets: ``python -m somelvlm.train.mm_data ROOT``."""
+    """Precompute (cache) the features of the three datasets: ``python -m somelvlm.features.mm_table ROOT``."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)
