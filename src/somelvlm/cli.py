@@ -173,29 +173,29 @@ def analyze_cmd(
 
 @app.command("eval")
 def eval_cmd(
-    model: Annotated[str | None, typer.Option(help="Shipped model name or folder [some-mini].")] = None,
+    model: Annotated[list[str] | None, typer.Option("--model", help="Model to score (repeatable): shipped name, folder or server URL [some-mini].")] = None,
     tasks: Annotated[list[str] | None, typer.Option("--tasks", help="Task names (default: every head).")] = None,
+    level: Annotated[list[str] | None, typer.Option("--level", help="Cognitive level ids (repeatable or comma-separated).")] = None,
     split: Annotated[str, typer.Option(help="test or val.")] = "test",
     data_root: Annotated[Path | None, typer.Option(help="Folder with the upstream sources [env SOMELVLM_DATA, else ../shared/data].")] = None,
-    out: Annotated[Path, typer.Option(help="Writes OUT.json and OUT.md.")] = Path("out/eval/results"),
+    out: Annotated[Path, typer.Option(help="Writes OUT.json, OUT.md, OUT.html and two PNG charts.")] = Path("out/eval/results"),
     limit: Annotated[int | None, typer.Option(help="At most N items per task (a fixed sample).")] = None,
-    int8: Annotated[bool, typer.Option("--int8/--fp32", help=INT8_HELP)] = False,
+    prompt_index: Annotated[str, typer.Option(help="Prompt of generative answers: 0-4, or 'mean' over the five.")] = "0",
     runtime: Annotated[str, typer.Option(help=RUNTIME_HELP)] = "auto",
+    charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Draw the charts and the HTML report.")] = True,
 ) -> None:
-    """Score a model on real test splits with each task's official metrics."""
-    from somelvlm.evaluate.harness import evaluate_model, to_markdown, write_results
-    from somelvlm.pipeline import Pipeline
+    """Score models on real test splits: each task's metrics, per cognitive level, side by side."""
+    from somelvlm.evaluate.report import EvalConfig, run_eval, to_markdown, write_report
 
-    if split not in ("test", "val"):
-        raise ValueError(f"--split must be test or val, got {split!r}")
+    cfg = EvalConfig(model=_split_commas(model) or ["some-mini"], tasks=_split_commas(tasks), level=_split_commas(level),
+                     split=split, out=str(out), limit=limit, prompt_index=prompt_index, runtime=runtime, charts=charts)
     data_root = data_root or _default_data_root()
     if not data_root.is_dir():
         raise FileNotFoundError(f"data root {data_root} not found: pass --data-root (or set SOMELVLM_DATA)")
-    pipeline = Pipeline(model, _split_commas(tasks) or None, int8=int8, runtime=runtime, multimodal=False)
-    summary = evaluate_model(pipeline, pipeline.tasks, data_root, split, limit)
-    json_path, md_path = write_results(summary, out, f"Evaluation of {pipeline.name}")
-    console.print(to_markdown(summary))
-    console.print(f"wrote {json_path} and {md_path}")
+    results = run_eval(cfg, data_root)
+    written = write_report(results, out, charts=charts)
+    console.print(to_markdown(results))
+    console.print("wrote " + ", ".join(str(p) for p in written))
 
 
 @app.command("serve")

@@ -62,14 +62,15 @@ class Pipeline:
     shipped ``some-mini-mm``; ``multimodal=False`` turns them off). ``rkc``: a retrieval memory to
     add RKC predictions from. ``digits``: probability digits of formatted predictions.
     ``auto_generator``: load the default generator when a generation task is named and none was
-    given (the server turns this off: it generates only with ``--generator``).
+    given (the server turns this off: it generates only with ``--generator``). ``strict``: a named task
+    that cannot run is an error (else it is only listed in ``choice.skipped``, as for ``eval``).
     """
 
     def __init__(self, model: Any = None, tasks: list[str] | None = None, levels: list[str] | None = None, *,
                  generator: Any = None, runtime: str = "auto", ocr: bool = True, multimodal: bool = True,
                  image_heads: Any = None, rkc: str | Path | None = None, threads: int | None = None,
                  digits: int = 4, prompt_index: int = 0, batch_size: int = 8, auto_generator: bool = True,
-                 int8: bool = False) -> None:
+                 strict: bool = True, int8: bool = False) -> None:
         from somelvlm.models import load_model
 
         if int8:  # the old flag: torch dynamic int8 is a runtime
@@ -87,10 +88,10 @@ class Pipeline:
         if multimodal and self.classifier is not None:
             self.image_heads = image_heads if _is_model(image_heads) else _optional_image_heads(image_heads, threads)
         choice = self.plan(tasks, levels)
-        if not choice.names:
+        if not choice.names and strict:
             raise ValueError(f"none of the chosen tasks can run here ({choice.skipped}); this pipeline serves: "
                              f"{', '.join(self.head_tasks) or 'generation tasks only'}")
-        if choice.skipped and tasks:
+        if choice.skipped and tasks and strict:
             name, why = next(iter(choice.skipped.items()))
             raise ValueError(f"task {name}: {why}; this model serves: {', '.join(self.head_tasks)}")
         self.choice = choice

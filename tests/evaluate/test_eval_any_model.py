@@ -23,11 +23,28 @@ def test_eval_some_lvlm_by_generation(data_root, tmp_path):
     out = tmp_path / "eval"
     main(["eval", "--model", "some-lvlm", "--tasks", "irony", "--limit", "8", "--data-root", str(data_root),
           "--out", str(out)])
-    summary = json.loads(out.with_suffix(".json").read_text())
-    row = summary["tasks"]["irony"]
+    results = json.loads(out.with_suffix(".json").read_text())
+    row = results["models"]["some-lvlm"]["tasks"]["irony"]
     assert row["n"] == 8 and row["by"] == "generation"
-    assert {"accuracy", "acc_star", "valid_share", "f1_of[irony]"} <= set(row)
-    assert summary["model"] == "some-lvlm"
+    assert {"accuracy", "acc_star", "valid_share", "macro_f1[irony]"} <= set(row)
+    assert "| some-lvlm |" in out.with_suffix(".md").read_text()
+    assert out.with_suffix(".html").is_file() and (tmp_path / "eval-levels.png").is_file()
+
+
+def test_eval_report_compares_models_per_level(data_root, tmp_path):
+    """Two models side by side: the compact heads and a classifier served over HTTP would both fit;
+    here the shipped compact model twice under different runtimes is enough to check the report."""
+    from somelvlm.evaluate.report import EvalConfig, level_scores, run_eval, to_markdown, write_report
+
+    cfg = EvalConfig(model=["some-mini"], tasks=["irony", "emoji"], limit=40)
+    results = run_eval(cfg, data_root, progress=False)
+    summary = results["models"]["some-mini"]
+    assert summary["tasks"]["irony"]["n"] == 40 and summary["levels"]["knowledge_comprehension"] is not None
+    assert summary["levels"]["application"] == level_scores({"emoji": summary["tasks"]["emoji"]})["application"]
+    md = to_markdown(results)
+    assert "| Knowledge & Comprehension | irony |" in md or "irony" in md
+    paths = write_report(results, tmp_path / "r")
+    assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
 
 
 def test_unknown_backend_is_one_line(tmp_path, capsys):
