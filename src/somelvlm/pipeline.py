@@ -174,11 +174,11 @@ class Pipeline:
             with self._ocr_lock:
                 if self._ocr is None:
                     try:
-                        from somelvlm.features.ocr import MemeOCR
+                        from somelvlm.features.ocr import shared_ocr
                     except ImportError as err:
                         raise PostError("needs OCR", "an image-only post needs OCR: pip install "
                                                      f"'somelvlm[features]' ({err})") from None
-                    self._ocr = MemeOCR()
+                    self._ocr = shared_ocr()
                 text = self._ocr.read(post.image).strip()
             if text:
                 return Post(id=post.id, text=text, image=post.image, meta=post.meta), "ocr"

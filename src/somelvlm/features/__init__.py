@@ -21,7 +21,7 @@ EXTRACTORS = Registry("feature extractor", {
     "e5": "somelvlm.features.text:E5Encoder",
     "efficientnet_lite0": "somelvlm.features.image:EfficientNetLite0",
     "efficientnet_lite0_grid": "somelvlm.features.image:efficientnet_lite0_grid",
-    "ocr": "somelvlm.features.ocr:MemeOCR",
+    "ocr": "somelvlm.features.ocr:shared_ocr",
 })
 """Name -> extractor class (or builder); register more with ``EXTRACTORS.register``."""
 

@@ -161,3 +161,16 @@ class MemeOCR:
 
     def encode_batch(self, items: list[Image]) -> list[str]:
         return [self.read(img) for img in items]
+
+
+_SHARED: dict[int | None, MemeOCR] = {}
+_SHARED_LOCK = __import__("threading").Lock()
+
+
+def shared_ocr(num_threads: int | None = None) -> MemeOCR:
+    """The process's one ``MemeOCR`` per thread count (its ONNX sessions load once), for every caller
+    that reads a post's text off its image: the pipeline, the image+text heads, the feature tables."""
+    with _SHARED_LOCK:
+        if num_threads not in _SHARED:
+            _SHARED[num_threads] = MemeOCR(num_threads=num_threads)
+        return _SHARED[num_threads]

@@ -96,10 +96,10 @@ class MultimodalHeads:
             return texts
         if self._ocr is None:
             try:
-                from somelvlm.features.ocr import MemeOCR
+                from somelvlm.features.ocr import shared_ocr
             except ImportError as err:
                 raise ImportError(f"OCR needs the features extra: pip install 'somelvlm[features]' ({err})") from None
-            self._ocr = MemeOCR(num_threads=self.num_threads)
+            self._ocr = shared_ocr(self.num_threads)
         if self.cache is not None:
             read = self.cache.get_many(self._ocr, [images[i] for i in todo])
         else:

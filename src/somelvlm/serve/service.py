@@ -20,9 +20,12 @@ class AnalysisService:
     def __init__(self, pipeline, generator=None) -> None:
         from somelvlm.taxonomy.levels import LEVELS
 
-        self.pipeline = pipeline
-        if generator is not None:
+        if generator is not None:  # a copy: the caller's pipeline keeps its own generator (or none)
+            import copy
+
+            pipeline = copy.copy(pipeline)
             pipeline._generator = generator
+        self.pipeline = pipeline
         self.generator = pipeline._generator
         self.model = pipeline.classifier
         self.model_name = pipeline.name
