@@ -58,3 +58,27 @@ def test_unknown_backend_is_one_line(tmp_path, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "nope" in err and "compact" in err and "lvlm" in err and "keys: backend, x" in err
+
+
+class _Flaky:
+    """A generator that fails on any prompt containing 'boom' (a real failure, not a mock of ours)."""
+
+    name = "flaky"
+    reads_images = False
+
+    def generate(self, prompts, images=None, config=None):
+        if any("boom" in p for p in prompts):
+            raise RuntimeError("cannot answer")
+        return ["not hate" for _ in prompts]
+
+
+def test_an_item_the_model_fails_on_is_an_error_record_and_eval_goes_on():
+    from somelvlm.evaluate.harness import _answers
+    from somelvlm.pipeline import Pipeline
+    from somelvlm.posts import Post
+
+    pipe = Pipeline(_Flaky(), ["hate"], batch_size=4)
+    posts = [Post(id=str(i), text="boom" if i == 2 else "fine") for i in range(6)]
+    answers, errors = _answers(pipe, "hate", posts, 0)
+    assert answers == ["not hate", "not hate", "", "not hate", "not hate", "not hate"]
+    assert errors == [{"id": "2", "error": {"reason": "model error", "message": "RuntimeError: cannot answer"}}]

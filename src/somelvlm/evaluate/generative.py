@@ -45,7 +45,15 @@ def generate_answers(generator: Generator, records: list[dict], images: Callable
 
 
 def score_task(task_name: str, records: list[dict], answers: list[str]) -> dict:
-    """The task's metrics for aligned records and answers (0-100 scales; n; empty answers)."""
+    """The task's metrics for aligned records and raw answers (0-100 scales; n; empty answers).
+
+    Classification: Acc (invalid counts as wrong), Acc* (valid answers only), valid share, plus every
+    metric of the task's YAML on the parsed labels. Ratings: valid share and the task's metrics over
+    valid answers. Generation: the task's text metrics (BLEU, ROUGE-L, hashtag F1) against every
+    reference. ``records[i]`` has ``target`` (a label or number) or ``references`` / a conversation.
+    """
+    from somelvlm.evaluate.metrics import task_metrics
+
     task = get_task(task_name)
     out: dict = {"n": len(records), "empty": sum(not a.strip() for a in answers)}
     if task.kind == "classification":
@@ -53,13 +61,22 @@ def score_task(task_name: str, records: list[dict], answers: list[str]) -> dict:
         pred = [parse_answer(task, a) for a in answers]
         for m in ("accuracy", "acc_star", "valid_share"):
             out[m] = score(m, gold, pred)
+        out.update(task_metrics(task_name, gold, pred))
+        return out
+    if task.kind == "regression":
+        pairs = [(float(r["target"]), v) for r, v in zip(records, (parse_answer(task, a) for a in answers))
+                 if isinstance(v, (int, float))]
+        out["valid_share"] = 100.0 * len(pairs) / max(1, len(records))
+        if pairs:
+            out.update(task_metrics(task_name, *map(list, zip(*pairs))))
         return out
     gold = [references(r) for r in records]
     hyps = [a if a.strip() else INVALID for a in answers]
-    out["bleu"] = score("bleu", gold, hyps)
-    out["rouge_l"] = score("rouge_l", gold, hyps)
-    if task_name == "hashtags":
-        out["hashtag_f1"] = score("hashtag_f1", [g[0] for g in gold], hyps)
+    for m in task.metrics:
+        if m.name in ("bleu", "rouge_l"):
+            out[m.name] = score(m.name, gold, hyps)
+        elif m.name == "hashtag_f1":
+            out[m.name] = score(m.name, [g[0] for g in gold], hyps)
     return out
 
 

@@ -77,7 +77,7 @@ def _evaluate_by_generation(pipeline, name: str, items, data_root: Path, split: 
     """Score a task answered by the generator: parsed labels (Acc, Acc*, valid share and the task's
     metrics, an invalid answer counting as wrong) or texts (BLEU, ROUGE-L, hashtag F1 vs references)."""
     from somelvlm.data.head_items import cap
-    from somelvlm.evaluate.metrics import score, task_metrics
+    from somelvlm.evaluate.generative import score_task
     from somelvlm.taxonomy.heads import STANCE_TARGETS
     from somelvlm.taxonomy.registry import get_task
 
@@ -94,29 +94,32 @@ def _evaluate_by_generation(pipeline, name: str, items, data_root: Path, split: 
         gold = [it.target if spec.kind == "regression" else spec.labels[it.target] for it in chosen]
     if not posts:
         return {"n": 0, "note": f"no {split} items"}
-    answers = pipeline.generate([(p, name) for p in posts], prompt_index=prompt_index)
-    row: dict = {"n": len(posts), "by": "generation"}
-    if task.kind == "generation":
-        hyps = [a["text"] or "invalid" for a in answers]
-        for m in task.metrics:
-            if m.name in ("bleu", "rouge_l"):
-                row[m.name] = round(score(m.name, gold, hyps), 2)
-            elif m.name == "hashtag_f1":
-                row[m.name] = round(score(m.name, [g[0] for g in gold], hyps), 2)
-        row["empty"] = sum(not a["text"] for a in answers)
-        return row
-    key = "value" if task.kind == "regression" else "label"
-    pred = [a[key] for a in answers]
-    if task.kind == "classification":
-        for m in ("accuracy", "acc_star", "valid_share"):
-            row[m] = round(score(m, gold, pred), 2)
-        row.update({k: round(v, 2) for k, v in task_metrics(name, gold, pred).items()})
-    else:
-        valid = [(g, p) for g, p in zip(gold, pred) if isinstance(p, (int, float))]
-        row["valid_share"] = round(100.0 * len(valid) / len(gold), 2)
-        if valid:
-            row.update({k: round(v, 2) for k, v in task_metrics(name, *map(list, zip(*valid))).items()})
-    return row
+    answers, errors = _answers(pipeline, name, posts, prompt_index)
+    records = [{"references": g} if task.kind == "generation" else {"target": g} for g in gold]
+    row = {k: round(v, 2) if isinstance(v, float) else v for k, v in score_task(name, records, answers).items()}
+    return {**row, "by": "generation", **({"errors": errors} if errors else {})}
+
+
+def _answers(pipeline, name: str, posts: list[Post], prompt_index: int) -> tuple[list[str], list[dict]]:
+    """Raw answers per post, batch by batch; a batch the model fails on is retried post by post, and a
+    post it still fails on gets an empty answer (invalid) and an error record ``{"id", "error"}``."""
+    answers: list[str] = []
+    errors: list[dict] = []
+    step = max(1, pipeline.batch_size)
+    for start in range(0, len(posts), step):
+        chunk = posts[start:start + step]
+        try:
+            answers += [a["answer"] for a in pipeline.generate([(p, name) for p in chunk], prompt_index=prompt_index)]
+            continue
+        except Exception:  # noqa: BLE001 - one bad item must not sink the evaluation
+            pass
+        for post in chunk:
+            try:
+                answers.append(pipeline.generate([(post, name)], prompt_index=prompt_index)[0]["answer"])
+            except Exception as err:  # noqa: BLE001 - recorded, the evaluation goes on
+                answers.append("")
+                errors.append({"id": post.id, "error": {"reason": "model error", "message": f"{type(err).__name__}: {err}"}})
+    return answers, errors
 
 
 def _generation_examples(task_name: str, data_root: Path, split: str) -> list[tuple]:
