@@ -28,7 +28,7 @@ class StopCriteria(StoppingCriteria):
         self.prompt_len = prompt_len
         self.cancel = list(cancel) if cancel is not None else [None] * rows
         self.stopped_at: dict[int, int] = {}
-        """Row -> number of generated tokens when its stop string appeared."""
+        """Row -> number of generated tokens when its stop string appeared (or it was cancelled)."""
         # tokens enough to hold the longest stop string (a token is at least one character, or a
         # piece of one for byte-level vocabularies)
         self.window = 4 * max((len(s) for s in self.stop), default=0) + 8
@@ -39,7 +39,11 @@ class StopCriteria(StoppingCriteria):
         done = torch.zeros(new.shape[0], dtype=torch.bool, device=input_ids.device)
         for row in range(new.shape[0]):
             event = self.cancel[row] if row < len(self.cancel) else None
-            if row in self.stopped_at or (event is not None and event.is_set()):
+            if row in self.stopped_at:
+                done[row] = True
+                continue
+            if event is not None and event.is_set():
+                self.stopped_at[row] = new.shape[1]
                 done[row] = True
                 continue
             if self.stop:
