@@ -316,6 +316,7 @@ def save_lvlm(folder: Path, model: LVLM, tokenizer, meta: dict) -> Path:
     if hasattr(model.lm, "peft_config"):
         model.lm.save_pretrained(tmp / "adapter", safe_serialization=True)
         config["adapter"] = "adapter"
+        _name_hub_base(tmp / "adapter" / "adapter_config.json", (meta.get("base") or {}).get("name"))
     if model.connector is not None:
         state = {k: v.detach().contiguous() for k, v in model.connector.state_dict().items()}
         save_file(state, str(tmp / "connector.safetensors"))
@@ -324,6 +325,17 @@ def save_lvlm(folder: Path, model: LVLM, tokenizer, meta: dict) -> Path:
         shutil.rmtree(folder)
     tmp.rename(folder)
     return folder
+
+
+def _name_hub_base(adapter_config: Path, base: str | None) -> None:
+    """Point the adapter's ``base_model_name_or_path`` at the base's hub id (not this machine's cache
+    path), so peft's ``AutoPeftModelForCausalLM`` finds it elsewhere; ``resolve_base`` maps it back."""
+    from somelvlm.models.base_lm import HUB_IDS
+
+    if base in HUB_IDS and adapter_config.is_file():
+        config = json.loads(adapter_config.read_text(encoding="utf-8"))
+        config["base_model_name_or_path"] = HUB_IDS[base]
+        adapter_config.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def load_lvlm(folder: str | Path, base: str | Path | None = None, merge: bool = True):
