@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serve"))
 from tiny_generator import make_tiny_llama  # noqa: E402
 
 from somelvlm.models.decoding import StopCriteria, answers, cut_at_stop  # noqa: E402
-from somelvlm.models.generation import ChatGenerator, GenerationConfig, Generated  # noqa: E402
+from somelvlm.models.generation import ChatGenerator, Generated, GenerationConfig  # noqa: E402
 
 CONVERSATION = [{"role": "system", "content": "You rewrite posts politely."},
                 {"role": "user", "content": "you are an idiot, shut up."}]

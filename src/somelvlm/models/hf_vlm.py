@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from somelvlm.models.decoding import CallbackStreamer, StopCriteria, answers, eos_ids
-from somelvlm.models.generation import GenerationConfig, Generated, paired_images
+from somelvlm.models.generation import Generated, GenerationConfig, paired_images
 
 if TYPE_CHECKING:
     from PIL.Image import Image

@@ -32,7 +32,7 @@ from somelvlm.data.somedata import IMAGE_TOKEN
 from somelvlm.models.base_lm import BaseModelError, attach_adapter, check_base, resolve_base, weights_digest
 from somelvlm.models.connector import ConnectorConfig, build_connector
 from somelvlm.models.decoding import CallbackStreamer, StopCriteria, answers, eos_ids
-from somelvlm.models.generation import GenerationConfig, Generated, paired_images
+from somelvlm.models.generation import Generated, GenerationConfig, paired_images
 
 if TYPE_CHECKING:
     from PIL.Image import Image

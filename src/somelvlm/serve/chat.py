@@ -212,7 +212,7 @@ def completion(model: str, content: str, finish_reason: str = "stop", usage: dic
 def sse(payload: dict | str) -> bytes:
     """One server-sent event (``data: ...`` and a blank line)."""
     data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
-    return f"data: {data}\n\n".encode("utf-8")
+    return f"data: {data}\n\n".encode()
 
 
 class Chunks:
