@@ -3,7 +3,7 @@
     python benchmarks/ship_default.py runs/some-mini [--quality benchmarks/results/quality.json]
 
 Copies ``RUN/model/{config.json,model.safetensors}`` to ``src/somelvlm/assets/some-mini/``, records
-the training time from ``RUN/history.json`` (or the log) and writes ``card.md`` (validation metrics
+the training time from ``RUN/history.json`` (or the log) and writes ``README.md`` (validation metrics
 from training, test metrics from the quality benchmark when given).
 """
 

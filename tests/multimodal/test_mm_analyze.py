@@ -13,14 +13,14 @@ from somelvlm.posts import Post  # noqa: E402
 from mm_helpers import draw_meme  # noqa: E402
 
 MM_TASKS = ["offensive_meme", "meme_sentiment", "verify_post"]
-"""Tasks an image+text head may serve; see assets/some-mini-mm/card.md for the ones shipped."""
+"""Tasks an image+text head may serve; see assets/some-mini-mm/README.md for the ones shipped."""
 
 
 def test_shipped_heads_are_small_and_known():
     heads = MultimodalHeads.shipped()
     assert heads.tasks and set(heads.tasks) <= set(MM_TASKS) and "offensive_meme" in heads.tasks
     total = sum(p.stat().st_size for p in MM_ASSETS.rglob("*") if p.is_file())
-    assert total < 10_000_000 and (MM_ASSETS / "card.md").is_file()
+    assert total < 10_000_000 and (MM_ASSETS / "README.md").is_file()
 
 
 def test_image_posts_get_image_text_heads_and_text_posts_do_not_change(feature_cache):

@@ -108,7 +108,8 @@ def test_bad_chat_requests(strict):
     url = strict.url + "/v1/chat/completions"
     cases = [
         ({"model": "tiny-mini", "messages": []}, 422),
-        ({"model": "tiny-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True}, 400),
+        ({"model": "tiny-mini", "messages": [{"role": "user", "content": "hi"}], "n": 2}, 400),
+        ({"model": "tiny-mini", "messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function"}]}, 400),
         ({"model": "tiny-mini", "messages": [{"role": "wizard", "content": "hi"}]}, 422),
         ({"model": "tiny-mini", "messages": [{"role": "assistant", "content": "hi"}]}, 400),
         ({"model": "tiny-mini", "messages": [{"role": "user", "content": [

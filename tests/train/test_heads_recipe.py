@@ -41,7 +41,7 @@ def test_tiny_training_run_then_resume_and_load(data_root, tiny_encoder, tmp_pat
                                       "batch_size": 8, "max_length": 32, "threads": 1}), encoding="utf-8")
     out = tmp_path / "run"
     main(["train", "heads", "--config", str(config), "--out", str(out), "--data-root", str(data_root), "--tiny"])
-    assert (out / "model" / "model.safetensors").is_file() and (out / "model" / "card.md").is_file()
+    assert (out / "model" / "model.safetensors").is_file() and (out / "model" / "README.md").is_file()
     assert (out / "checkpoint.pt").is_file() and (out / "history.json").is_file()
     model = CompactModel(out / "model", int8=False)
     assert set(model.tasks) == {"emotion", "stance", "humor_rating", "hateful_meme"}

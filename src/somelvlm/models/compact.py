@@ -4,7 +4,7 @@ On disk (a folder, e.g. ``somelvlm/assets/some-mini``)::
 
     config.json        encoder name + weights digest, LoRA settings, heads, max_length
     model.safetensors  LoRA weights (``lora.*``, fp16) and head weights (``head.<task>.*``)
-    card.md            the model card: data, config, training time, metrics
+    README.md          the model card (Hub front matter): data, config, training time, metrics
 
 The encoder's base weights come from a package (or a local folder / hub id); the adapter refuses
 to load on a base whose weights digest differs from the one it was trained on.

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from somelvlm.models import BACKENDS
-from somelvlm.models.base import GenerationConfig, Generator  # noqa: F401 - re-exported
+from somelvlm.models.base import ChatGenerator, Generated, GenerationConfig, Generator  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     from PIL.Image import Image

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from somelvlm.models.generation import GenerationConfig, paired_images
+from somelvlm.models.decoding import CallbackStreamer, StopCriteria, answers, eos_ids
+from somelvlm.models.generation import Generated, GenerationConfig, paired_images
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -97,56 +98,106 @@ class HFVisionGenerator:
     def tokenizer(self):
         return getattr(self.processor, "tokenizer", self.processor)
 
-    def render(self, prompt: str, with_image: bool) -> str:
-        """The prompt in the model's chat format with an image slot, or as is without a template."""
+    def render(self, prompt: str | list[dict], with_image: bool) -> str:
+        """The prompt (or a conversation) in the model's chat format with an image slot, or as is
+        without a template."""
         return render_prompt(self.processor, prompt, with_image)
+
+    def render_messages(self, conversation: list[dict]) -> str:
+        """The conversation as the model will read it (raises the template's error for roles it refuses)."""
+        return render_prompt(self.processor, conversation, False)
 
     def generate(self, prompts: list[str], images: list[Image | None] | None = None,
                  config: GenerationConfig | None = None) -> list[str]:
+        """One answer per prompt (each sent as one user turn of the chat template)."""
+        return [g.text for g in self.chat(list(prompts), images, config)]
+
+    def chat(self, conversations: list, images: list[Image | None] | None = None,
+             config: GenerationConfig | None = None, *, on_text=None, cancel=None) -> list[Generated]:
+        """Answers with token counts for prompts or conversations (``ChatGenerator``); the image of a
+        conversation goes where its ``<image>`` is, else before its last user turn."""
         config = config or GenerationConfig()
-        images = paired_images(prompts, images)
+        images = paired_images(conversations, images)
+        if on_text is not None and len(conversations) != 1:
+            raise ValueError(f"streaming takes one conversation at a time, got {len(conversations)}")
         if any(m in self.model_type for m in NEEDS_IMAGE):
             from PIL import Image as PILImage
 
             if any(im is None for im in images):
                 log.warning("%s needs an image per prompt: text-only prompts get a blank one", self.model_type)
             images = [im if im is not None else PILImage.new("RGB", (224, 224), (127, 127, 127)) for im in images]
-        answers: dict[int, str] = {}
+        cancel = list(cancel) if cancel is not None else None
+        answers_by_index: dict[int, Generated] = {}
         # one call per kind (with / without image): processors do not mix the two in one batch
         for wants_image in (True, False):
             idx = [i for i, im in enumerate(images) if (im is not None) == wants_image]
             if idx:
-                for i, a in zip(idx, self._generate([prompts[i] for i in idx],
-                                                    [images[i] for i in idx] if wants_image else None, config)):
-                    answers[i] = a
-        return [answers[i] for i in range(len(prompts))]
+                got = self._generate([conversations[i] for i in idx], [images[i] for i in idx] if wants_image else None,
+                                     config, on_text, [cancel[i] for i in idx] if cancel is not None else None)
+                answers_by_index.update(zip(idx, got))
+        return [answers_by_index[i] for i in range(len(conversations))]
 
-    def _generate(self, prompts: list[str], images: list | None, config: GenerationConfig) -> list[str]:
+    def _generate(self, prompts: list, images: list | None, config: GenerationConfig, on_text=None,
+                  cancel=None) -> list[Generated]:
         texts = [self.render(p, images is not None) for p in prompts]
         kwargs = {"images": images} if images is not None else {}
         inputs = self.processor(text=texts, padding=True, return_tensors="pt", **kwargs).to(self.device)
-        if inputs["input_ids"].shape[1] > self.max_prompt_tokens:
+        prompt_len = inputs["input_ids"].shape[1]
+        if prompt_len > self.max_prompt_tokens:
             log.warning("prompts of %d tokens exceed max_prompt_tokens=%d: the model may truncate or fail",
-                        inputs["input_ids"].shape[1], self.max_prompt_tokens)
+                        prompt_len, self.max_prompt_tokens)
         if config.temperature > 0 and config.seed is not None:
             torch.manual_seed(config.seed)
         sampling = dict(do_sample=True, temperature=config.temperature, top_p=config.top_p) \
             if config.temperature > 0 else dict(do_sample=False)
+        extra, stopper = {}, None
+        if config.stop or cancel is not None:
+            from transformers import StoppingCriteriaList
+
+            stopper = StopCriteria(self.tokenizer, config.stop, prompt_len, len(texts), cancel)
+            extra["stopping_criteria"] = StoppingCriteriaList([stopper])
+        if on_text is not None:
+            extra["streamer"] = CallbackStreamer(self.tokenizer, on_text)
         with torch.inference_mode():
             out = self.model.generate(**inputs, max_new_tokens=config.max_new_tokens,
-                                      pad_token_id=self.tokenizer.pad_token_id, **sampling)
-        new = out[:, inputs["input_ids"].shape[1]:]
-        return [a.strip() for a in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+                                      pad_token_id=self.tokenizer.pad_token_id, **sampling, **extra)
+        new = out[:, prompt_len:]
+        return answers(self.tokenizer, new, inputs["attention_mask"].sum(1).tolist(),
+                       eos_ids(self.tokenizer, self.model.generation_config), stopper, config.max_new_tokens,
+                       config.stop)
 
 
-def render_prompt(processor, prompt: str, with_image: bool) -> str:
+def render_prompt(processor, prompt: str | list[dict], with_image: bool) -> str:
     """``prompt`` as one user turn of the processor's chat template (an image slot first when
-    ``with_image``), ready for the answer; as is when the processor has no template."""
+    ``with_image``), ready for the answer; as is when the processor has no template.
+
+    A conversation (``[{"role", "content"}, ...]``) is rendered turn by turn; its image slot goes
+    where a turn says ``<image>``, else first in the last user turn; without a template it becomes
+    ``Role: text`` lines ending with ``Assistant:``."""
     template = getattr(processor, "chat_template", None)
+    if isinstance(prompt, str):
+        if not template:
+            return prompt
+        content = ([{"type": "image"}] if with_image else []) + [{"type": "text", "text": prompt}]
+        return processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+    from somelvlm.data.somedata import IMAGE_TOKEN
+
+    messages = [{"role": "system" if m["role"] == "developer" else m["role"], "content": m["content"]} for m in prompt]
     if not template:
-        return prompt
-    content = ([{"type": "image"}] if with_image else []) + [{"type": "text", "text": prompt}]
-    return processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+        lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+        return "\n".join(lines + ["Assistant:"])
+    slot = with_image and not any(IMAGE_TOKEN in m["content"] for m in messages)
+    last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=len(messages) - 1)
+    turns = []
+    for i, m in enumerate(messages):
+        content = [{"type": "image"}] if slot and i == last_user else []
+        for j, piece in enumerate(m["content"].split(IMAGE_TOKEN)):
+            if j and with_image:
+                content.append({"type": "image"})
+            if piece.strip():
+                content.append({"type": "text", "text": piece.strip()})
+        turns.append({"role": m["role"], "content": content})
+    return processor.apply_chat_template(turns, add_generation_prompt=True)
 
 
 def add_lm_lora(model, r: int = 16, alpha: int = 32, dropout: float = 0.05, targets: str = LM_LORA_TARGETS,

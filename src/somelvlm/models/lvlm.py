@@ -11,7 +11,7 @@ A saved model is a folder::
                    "vision_encoder": "efficientnet_lite0_grid", "max_prompt_tokens": 768, ...}
     adapter/      peft LoRA adapter (adapter_config.json, adapter_model.safetensors)
     connector.safetensors   (when trained)
-    card.md
+    README.md     the model card (Hugging Face Hub front matter)
 
 >>> gen = LVLMGenerator("some-lvlm")                                   # doctest: +SKIP
 >>> gen.generate(["Detoxify: shut up, idiot"], config=GenerationConfig(max_new_tokens=24))
@@ -32,7 +32,8 @@ from somelvlm.data.somedata import IMAGE_TOKEN
 from somelvlm.digests import base_weights_digest
 from somelvlm.models.base_lm import BaseModelError, attach_adapter, check_base, resolve_base
 from somelvlm.models.connector import ConnectorConfig, build_connector
-from somelvlm.models.generation import GenerationConfig, paired_images
+from somelvlm.models.decoding import CallbackStreamer, StopCriteria, answers, eos_ids
+from somelvlm.models.generation import Generated, GenerationConfig, paired_images
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -53,25 +54,46 @@ class EncodedPrompt:
     """How many prompt tokens were cut to fit the context."""
 
 
-def render_chat(tokenizer, prompt: str) -> str:
-    """The prompt as the LM's chat template renders one user turn, ready for the answer."""
-    messages = [{"role": "user", "content": prompt}]
+Conversation = list[dict]
+"""Chat turns ``[{"role": "system" | "user" | "assistant", "content": str}, ...]``."""
+
+
+def as_conversation(prompt: str | Conversation) -> Conversation:
+    """A prompt as one user turn; a conversation as it is (``developer`` turns become ``system``)."""
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    return [{"role": "system" if m["role"] == "developer" else m["role"], "content": m["content"]} for m in prompt]
+
+
+def render_chat(tokenizer, prompt: str | Conversation) -> str:
+    """The prompt (one user turn) or a whole conversation as the LM's chat template renders it,
+    ready for the answer; ``Role: text`` lines ending with ``Assistant:`` when there is no template."""
+    messages = as_conversation(prompt)
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return f"User: {prompt}\nAssistant:"
+    lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+    return "\n".join(lines + ["Assistant:"])
 
 
-def encode_prompt(tokenizer, prompt: str, num_image_tokens: int, with_image: bool,
-                  max_tokens: int) -> EncodedPrompt:
-    """Tokenise ``prompt`` in the chat format; with an image, ``num_image_tokens`` placeholders sit
-    where ``<image>`` is (added at the start when missing). Longer prompts lose tokens from the
-    middle of their longest text piece, so the instruction at either end survives."""
-    text = prompt.strip()
-    if with_image and IMAGE_TOKEN not in text:
-        text = f"{IMAGE_TOKEN}\n{text}"
+def _place_image(messages: Conversation, with_image: bool) -> Conversation:
+    """``<image>`` kept where a turn has it (else put before the last user turn) with an image;
+    removed everywhere without one."""
+    messages = [dict(m, content=m["content"].strip()) for m in messages]
     if not with_image:
-        text = text.replace(IMAGE_TOKEN, "").strip()
-    pieces = render_chat(tokenizer, text).split(IMAGE_TOKEN)
+        return [dict(m, content=m["content"].replace(IMAGE_TOKEN, "").strip()) for m in messages]
+    if not any(IMAGE_TOKEN in m["content"] for m in messages):
+        last = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=len(messages) - 1)
+        messages[last]["content"] = f"{IMAGE_TOKEN}\n{messages[last]['content']}"
+    return messages
+
+
+def encode_prompt(tokenizer, prompt: str | Conversation, num_image_tokens: int, with_image: bool,
+                  max_tokens: int) -> EncodedPrompt:
+    """Tokenise ``prompt`` (a user turn or a conversation) in the chat format; with an image,
+    ``num_image_tokens`` placeholders sit where ``<image>`` is (added at the start of the last user
+    turn when missing). Longer prompts lose tokens from the middle of their longest text piece, so
+    the instruction at either end survives."""
+    pieces = render_chat(tokenizer, _place_image(as_conversation(prompt), with_image)).split(IMAGE_TOKEN)
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in pieces]
     fixed = num_image_tokens * (len(pieces) - 1)
     excess = sum(map(len, encoded)) + fixed - max_tokens
@@ -195,13 +217,23 @@ class LVLMGenerator:
 
     def generate(self, prompts: list[str], images: list[Image | None] | None = None,
                  config: GenerationConfig | None = None) -> list[str]:
+        """One answer per prompt (each sent as one user turn of the chat template)."""
+        return [g.text for g in self.chat(list(prompts), images, config)]
+
+    def chat(self, conversations: list[str | Conversation], images: list[Image | None] | None = None,
+             config: GenerationConfig | None = None, *, on_text=None, cancel=None) -> list[Generated]:
+        """Answers with token counts for prompts or whole conversations (``ChatGenerator``): system,
+        user and assistant turns go through the LM's chat template; ``on_text`` gets the answer piece
+        by piece (one conversation only); ``cancel[i]`` set stops conversation ``i`` early."""
         config = config or GenerationConfig()
-        images = paired_images(prompts, images)
+        images = paired_images(conversations, images)
         if any(im is not None for im in images) and self.model.connector is None:
             raise ValueError(f"model {self.name!r} has no connector: it cannot read images (pass text only)")
+        if on_text is not None and len(conversations) != 1:
+            raise ValueError(f"streaming takes one conversation at a time, got {len(conversations)}")
         limit = max(16, self.max_prompt_tokens - config.max_new_tokens)
         encoded = [encode_prompt(self.tokenizer, p, self.model.num_image_tokens, im is not None, limit)
-                   for p, im in zip(prompts, images)]
+                   for p, im in zip(conversations, images)]
         cut = [i for i, e in enumerate(encoded) if e.truncated]
         if cut:
             log.warning("%d prompt(s) longer than %d tokens were truncated (items %s)", len(cut), limit, cut[:10])
@@ -212,17 +244,30 @@ class LVLMGenerator:
             torch.manual_seed(config.seed)
         sampling = dict(do_sample=True, temperature=config.temperature, top_p=config.top_p) \
             if config.temperature > 0 else dict(do_sample=False)
+        extra, stopper = {}, None
+        if config.stop or cancel is not None:
+            from transformers import StoppingCriteriaList
+
+            stopper = StopCriteria(self.tokenizer, config.stop, 0, len(encoded), cancel)
+            extra["stopping_criteria"] = StoppingCriteriaList([stopper])
+        if on_text is not None:
+            extra["streamer"] = CallbackStreamer(self.tokenizer, on_text)
         with torch.inference_mode():
             embeds = self.model.embed(ids, image_mask, feats)
             out = self.model.lm.generate(inputs_embeds=embeds, attention_mask=mask,
                                          max_new_tokens=config.max_new_tokens,
                                          pad_token_id=self.tokenizer.pad_token_id,
-                                         eos_token_id=self.tokenizer.eos_token_id, **sampling)
-        answers = [a.strip() for a in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
-        empty = sum(not a for a in answers)
+                                         eos_token_id=self.tokenizer.eos_token_id, **sampling, **extra)
+        result = answers(self.tokenizer, out, [len(e.ids) for e in encoded], eos_ids(self.tokenizer), stopper,
+                         config.max_new_tokens, config.stop)
+        empty = sum(not g.text for g in result)
         if empty:
-            log.warning("%d of %d answers are empty", empty, len(answers))
-        return answers
+            log.warning("%d of %d answers are empty", empty, len(result))
+        return result
+
+    def render_messages(self, conversation: Conversation) -> str:
+        """The conversation as the model will read it (raises the template's error for roles it refuses)."""
+        return render_chat(self.tokenizer, conversation)
 
     def option_probs(self, prompts: list[str], options: list[str]) -> list[list[float]]:
         """For each (text) prompt, the probability that the answer starts with each option, from
@@ -269,11 +314,23 @@ def save_lvlm(folder: Path, model: LVLM, tokenizer, meta: dict) -> Path:
         if hasattr(model.lm, "peft_config"):
             model.lm.save_pretrained(tmp / "adapter", safe_serialization=True)
             config["adapter"] = "adapter"
+            _name_hub_base(tmp / "adapter" / "adapter_config.json", (meta.get("base") or {}).get("name"))
         if model.connector is not None:
             state = {k: v.detach().contiguous() for k, v in model.connector.state_dict().items()}
             save_file(state, str(tmp / "connector.safetensors"))
         (tmp / "config.json").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
     return folder
+
+
+def _name_hub_base(adapter_config: Path, base: str | None) -> None:
+    """Point the adapter's ``base_model_name_or_path`` at the base's hub id (not this machine's cache
+    path), so peft's ``AutoPeftModelForCausalLM`` finds it elsewhere; ``resolve_base`` maps it back."""
+    from somelvlm.models.base_lm import HUB_IDS
+
+    if base in HUB_IDS and adapter_config.is_file():
+        config = json.loads(adapter_config.read_text(encoding="utf-8"))
+        config["base_model_name_or_path"] = HUB_IDS[base]
+        adapter_config.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def load_lvlm(folder: str | Path, base: str | Path | None = None, merge: bool = True):

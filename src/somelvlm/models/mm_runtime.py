@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 MM_ASSETS = Path(__file__).resolve().parents[1] / "assets" / "some-mini-mm"
-"""The shipped multimodal heads: one sub-folder per task, plus ``card.md``."""
+"""The shipped multimodal heads: one sub-folder per task, plus ``README.md`` (the model card), and one per head."""
 
 
 def _extractor_for(spec: str, num_threads: int):

@@ -2,7 +2,8 @@
 metrics and the routes.
 
 Routes: ``POST /v1/analyze`` (JSON or multipart), ``POST /v1/generate``,
-``POST /v1/chat/completions`` (OpenAI), ``GET /v1/models``, ``GET /healthz``, ``GET /metrics``
+``POST /v1/chat/completions`` (OpenAI, streaming too), ``GET /v1/models`` and
+``GET /v1/models/{id}``, ``GET /healthz``, ``GET /metrics``
 (Prometheus), ``GET /`` (the web page), ``/docs`` and ``/openapi.json``.
 """
 
@@ -71,6 +72,10 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
                                 key=lambda item: item[1], name="generate_tasks", on_batch=metrics.on_batch)
     generate_batcher = MicroBatcher(service.generate, max_batch=config.max_batch, max_wait_ms=config.batch_wait_ms,
                                     key=lambda item: item[2], name="generate", on_batch=metrics.on_batch)
+    from somelvlm.serve.chat import chat_key, run_chat
+
+    chat_batcher = MicroBatcher(lambda items: run_chat(service.generator, items), max_batch=config.max_batch,
+                                max_wait_ms=config.batch_wait_ms, key=chat_key, name="chat", on_batch=metrics.on_batch)
     limit = ConcurrencyLimit(config.max_concurrency)
 
     @asynccontextmanager
@@ -79,12 +84,14 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
         await classify_batcher.close()
         await task_batcher.close()
         await generate_batcher.close()
+        await chat_batcher.close()
 
     app = FastAPI(title="somelvlm", version=_version(), lifespan=lifespan,
                   description="Social-media posts through language and vision-language models: labels per "
                               "cognitive level, generation, and an OpenAI-compatible chat endpoint.")
     app.state.service, app.state.config, app.state.metrics = service, config, metrics
-    app.state.batchers = {"classify": classify_batcher, "generate": generate_batcher, "generate_tasks": task_batcher}
+    app.state.batchers = {"classify": classify_batcher, "generate": generate_batcher, "generate_tasks": task_batcher,
+                          "chat": chat_batcher}
 
     # ----- errors: always JSON, 4xx for what the client can fix -----------------------------------
     @app.exception_handler(APIError)
@@ -210,46 +217,92 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
 
     @app.post("/v1/chat/completions", tags=["openai"])
     async def chat_completions(req: ChatRequest):
-        """OpenAI chat completions: the classifier's analysis as JSON text, or the generator's answer."""
-        from somelvlm.serve.chat import completion, generation_prompt, last_user_turn
+        """OpenAI chat completions: the classifier's analysis as JSON text, or the generator's answer to
+        the conversation (its chat template; ``stream``, ``stop``, ``usage``, ``finish_reason``)."""
+        import dataclasses
 
-        if req.stream:
-            raise APIError(400, "stream=true is not supported; send stream=false", param="stream")
+        from fastapi.responses import StreamingResponse
+
+        from somelvlm.serve.chat import (ChatItem, completion, conversation, last_user_turn, refuse_unsupported,
+                                         single_answer_stream, stop_strings, stream_answer, usage_of)
+
+        def events(body):
+            return StreamingResponse(body, media_type="text/event-stream",
+                                     headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+
+        refuse_unsupported(req)
+        stop = stop_strings(req)
         generator = service.generator
         if req.model == service.model_name:
-            async def work():
+            async def analysis():
                 text, image, where = last_user_turn(req.messages)
                 analyzed = await analyze_post(AnalyzeRequest(text=text or None, tasks=req.tasks, levels=req.levels,
                                                              probability_digits=req.probability_digits), image)
                 content = {k: analyzed[k] for k in ("model", "text_source", "results", "generated", "skipped")}
-                return completion(service.model_name, json.dumps(content, ensure_ascii=False))
-            return await guarded(work)
+                return json.dumps(content, ensure_ascii=False)
+            content = await guarded(analysis)
+            if req.stream:
+                return events(single_answer_stream(service.model_name, content))
+            return completion(service.model_name, content)
         if generator is None:
             raise APIError(503, NO_GENERATOR.format(model=service.model_name), type="service_unavailable",
                            param="model")
         if req.model != generator.name:
             raise APIError(404, f"model {req.model!r} is not served here; models: {service.model_name}, "
                                 f"{generator.name}", type="not_found_error", param="model")
+        turns, image_uri = conversation(req.messages)
+        if hasattr(generator, "render_messages"):
+            try:
+                await asyncio.to_thread(generator.render_messages, turns)
+            except Exception as err:  # noqa: BLE001 - the chat template refuses this conversation
+                raise APIError(400, f"messages: the model's chat template refuses this conversation "
+                                    f"({type(err).__name__}: {err})", param="messages") from None
+        cfg = gen_config(req.max_completion_tokens or req.max_tokens or 128, req.temperature, req.top_p, req.seed)
+        cfg = dataclasses.replace(cfg, stop=stop)
 
-        async def work():
-            prompt, image_uri = generation_prompt(req.messages)
+        async def prepare() -> ChatItem:
             image = await read_image(image_uri, "image_url")
             if image is not None:
                 refuse_images_if_text_only(generator_reads_images(generator), generator.name, "image_url")
-            cfg = gen_config(req.max_completion_tokens or req.max_tokens or 128, req.temperature, req.top_p, req.seed)
-            text = await generate_batcher.submit((prompt, image, cfg))
-            return completion(generator.name, text)
+            return ChatItem(turns, image, cfg)
+
+        if req.stream:
+            item = await guarded(prepare)
+            limit.__enter__()  # held while the answer streams (429 when busy), freed when the stream ends
+            include_usage = bool(req.stream_options and req.stream_options.include_usage)
+            return events(stream_answer(chat_batcher.submit, item, generator.name, include_usage,
+                                        config.request_timeout_s, lambda: limit.__exit__(None, None, None)))
+
+        async def work():
+            item = await prepare()
+            try:
+                result = await chat_batcher.submit(item)
+            finally:
+                item.cancel.set()  # timed out or the client left: its decoding stops
+            return completion(generator.name, result.text, result.finish_reason, usage_of(result))
         return await guarded(work)
 
-    @app.get("/v1/models", tags=["openai"])
-    async def models():
-        """OpenAI model list; the classifier's entry also lists its tasks and heads."""
+    def model_entries() -> list[dict]:
         data = [{"id": service.model_name, "object": "model", "created": 0, "owned_by": "somelvlm",
                  "kind": "classifier", "tasks": service.pipeline.head_tasks, "heads": service.heads()}]
         if service.generator is not None:
             data.append({"id": service.generator.name, "object": "model", "created": 0, "owned_by": "somelvlm",
                          "kind": "generator"})
-        return {"object": "list", "data": data}
+        return data
+
+    @app.get("/v1/models", tags=["openai"])
+    async def models():
+        """OpenAI model list; the classifier's entry also lists its tasks and heads."""
+        return {"object": "list", "data": model_entries()}
+
+    @app.get("/v1/models/{model_id:path}", tags=["openai"])
+    async def model(model_id: str):
+        """One model of the list (OpenAI ``models.retrieve``); 404 for a model not served here."""
+        for entry in model_entries():
+            if entry["id"] == model_id:
+                return entry
+        raise APIError(404, f"model {model_id!r} is not served here; models: "
+                            f"{', '.join(e['id'] for e in model_entries())}", type="not_found_error", param="model")
 
     @app.get("/v1/levels", tags=["analyze"])
     async def levels():

@@ -86,11 +86,20 @@ class ChatMessage(BaseModel):
     content: str | list[ContentPart] | None = None
 
 
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool = Field(False, description="Send a last chunk with the token counts (no choices).")
+
+
 class ChatRequest(BaseModel):
     """OpenAI ``/v1/chat/completions``. With ``model: "some-mini"`` the answer is the analysis of the
-    last user message as JSON text; with the generator's name, its generated answer. ``tasks``,
-    ``levels`` and ``probability_digits`` are extensions (send them in the body, e.g. the OpenAI
-    SDK's ``extra_body``); other OpenAI options are accepted and ignored."""
+    last user message as JSON text; with the generator's name, its generated answer, the conversation
+    rendered by the model's chat template. ``tasks``, ``levels`` and ``probability_digits`` are
+    extensions (send them in the body, e.g. the OpenAI SDK's ``extra_body``). Options we cannot honour
+    (``n`` > 1, ``tools``, ``tool_choice``, ``functions``, ``response_format`` other than text,
+    ``logprobs``, ``logit_bias``, penalties, audio) are a 400 naming the option; unknown others
+    (``user``, ``metadata``, ``store``, ...) are ignored."""
 
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
         {"model": "some-mini", "messages": [{"role": "user", "content": "what a lovely day #sun"}]}]})
@@ -102,8 +111,10 @@ class ChatRequest(BaseModel):
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     seed: int | None = None
-    n: int = Field(1, ge=1, le=1, description="Only one choice is supported.")
-    stream: bool = Field(False, description="Streaming is not supported; must be false.")
+    n: int = Field(1, ge=1, description="Only one choice is supported (n > 1 is a 400).")
+    stream: bool = Field(False, description="Server-sent events: chat.completion.chunk objects, then data: [DONE].")
+    stream_options: StreamOptions | None = None
+    stop: str | list[str] | None = Field(None, description="Up to 4 strings; the answer ends before the first one.")
     tasks: list[str] | None = None
     levels: list[str] | None = None
     probability_digits: int = Digits

@@ -29,7 +29,7 @@ class HeadsConfig:
     tasks: list[str]
     """Tasks to give a head (classification or regression)."""
     out: str = "runs/some-mini"
-    """Folder for the trained model (config.json, model.safetensors, card.md) and checkpoints."""
+    """Folder for the trained model (config.json, model.safetensors, README.md) and checkpoints."""
     data_root: str = "../shared/data"
     """Folder holding the upstream sources; also $SOMELVLM_DATA."""
     encoder: str = "minilm"
