@@ -25,9 +25,10 @@ BACKENDS = Registry("model backend", {
     "hf_vlm": "somelvlm.models.hf_vlm:HFVisionGenerator",
     "openai_classifier": "somelvlm.models.openai_http:OpenAIClassifier",
     "openai_http": "somelvlm.models.openai_http:OpenAIGenerator",
+    "vllm": "somelvlm.models.vllm_backend:VLLMGenerator",
 })
 """Backend name -> ``"module:Class"``. Classifiers: compact, image_text, openai_classifier;
-generators: lvlm, hf_vlm, openai_http."""
+generators: lvlm, hf_vlm, openai_http, vllm (in-process vLLM on a GPU)."""
 
 CLASSIFIER_BACKENDS = frozenset({"compact", "image_text", "openai_classifier"})
 DEFAULT_MODEL = "some-mini"
