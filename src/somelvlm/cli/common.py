@@ -29,7 +29,8 @@ ENVIRONMENT = {
     "SOMELVLM_DATA": "the data root (folder with tweeteval/, davidson/, ...) when --data-root is not given; "
                      "default ../shared/data",
     "SOMELVLM_MODELS": "where converted base language models are cached (default ~/.cache/somelvlm/models)",
-    "SOMELVLM_CACHE": "the feature cache and the exported ONNX encoders (default ~/.cache/somelvlm)",
+    "SOMELVLM_CACHE": "the feature cache, and the exported ONNX encoders in its onnx/ (default ~/.cache/somelvlm/features "
+                      "and ~/.cache/somelvlm/onnx)",
     "SOMELVLM_API_TOKEN": "the bearer token of `somelvlm serve` when --token is not given",
 }
 """Every environment variable somelvlm reads (shown in ``somelvlm --help`` and the README)."""
