@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail("terminated", 143, prefix="")
     except (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as err:
         _fail(_one_line(err), 2)
-    except Exception as err:  # noqa: BLE001 - unknown names are KeyErrors; anything else is a bug: traceback
+    except Exception as err:
         from somelvlm.registry import UnknownNameError
 
         if isinstance(err, UnknownNameError):

@@ -8,7 +8,8 @@ dataclass (``AnalyzeConfig.run: RunConfig``) gives dotted flags (``--run.batch-s
 plain name is not taken, the short one too (``--batch-size``).
 
 Values come from, strongest first: the flags, the environment (``ENV_FALLBACKS``: the data root), the
-``--config`` YAML (the same keys; nested dataclasses as mappings), the dataclass defaults. A wrong
+``--config`` YAML (the same keys; nested dataclasses as mappings), the dataclass defaults (for the
+data root: ``../shared/data``). This is the one resolution of the data root for every command. A wrong
 value anywhere (``epochs: three``, an unknown key, a missing required field) is a ``ConfigError``
 naming the key and the type it expects; the CLI prints it on one line and exits with 2.
 
@@ -25,6 +26,7 @@ import ast
 import dataclasses
 import difflib
 import inspect
+import itertools
 import os
 import textwrap
 import types
@@ -76,7 +78,7 @@ def field_docs(cls: type) -> dict[str, str]:
         except (OSError, TypeError, SyntaxError):
             continue
         body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-        for stmt, after in zip(body, body[1:]):
+        for stmt, after in itertools.pairwise(body):
             if (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
                     and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
                     and isinstance(after.value.value, str)):
@@ -211,7 +213,7 @@ def add_options(parser: argparse.ArgumentParser, cls: type) -> list[Option]:
         help_text = opt.help or " "
         env = ENV_FALLBACKS.get(opt.path[-1])
         if env:
-            help_text += f" [env {env}, else the config file, else {opt.default}]"
+            help_text += f" [env {env}, else the config file, else {DEFAULT_DATA_ROOT}]"
         elif opt.default is not dataclasses.MISSING and opt.default not in (None, [], {}, "") \
                 and not isinstance(opt.default, bool):
             help_text += f" [{opt.default}]"
@@ -225,7 +227,7 @@ def add_options(parser: argparse.ArgumentParser, cls: type) -> list[Option]:
             flags.append(flag_name(opt.path[-1]))  # the short form of a nested field: --batch-size
         inner, _ = _optional(opt.type)
         origin = typing.get_origin(inner)
-        common = dict(dest=opt.dest, default=argparse.SUPPRESS, help=help_text)
+        common = {"dest": opt.dest, "default": argparse.SUPPRESS, "help": help_text}
         if inner is bool:
             if meta.get("negative"):
                 parser.add_argument(*flags, action="store_true", **common)
@@ -304,6 +306,8 @@ def _build(cls: type, prefix: tuple[str, ...], flags: dict[str, Any], file_value
                 kwargs[name] = coerce(file_values[name], kind, key)
             except ConfigError as err:
                 raise ConfigError(f"{source}: {err}") from None
+        elif name in ENV_FALLBACKS and f.default is dataclasses.MISSING:  # e.g. BuildConfig.data_root
+            kwargs[name] = coerce(DEFAULT_DATA_ROOT, kind, key)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             how = ("the argument" if f.metadata.get("positional") else
                    f"{(f.metadata.get('flags') or [flag_name(key)])[0]} or `{key}:` in --config")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from somelvlm.cli import common
 from somelvlm.cli.args import DEFAULT_DATA_ROOT
 from somelvlm.cli.common import Progress, console, err_console, require_data_root
 
@@ -72,8 +73,11 @@ def data_build(cfg) -> None:  # cfg: somelvlm.data.somedata.BuildConfig
     from somelvlm.data.somedata import build
 
     start = time.perf_counter()
-    with err_console.status("reading sources...") as status:
-        result = build(cfg, progress=lambda msg: (err_console.log(msg), status.update(msg)))
+    if common.QUIET:
+        result = build(cfg)
+    else:
+        with err_console.status("reading sources...") as status:
+            result = build(cfg, progress=lambda msg: (err_console.log(msg), status.update(msg)))
     total = sum(result.counts.values())
     console.print(f"[bold]{total}[/] records in {len(result.counts)} task/split groups -> {result.out} "
                   f"({time.perf_counter() - start:.1f} s)")

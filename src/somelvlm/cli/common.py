@@ -56,7 +56,7 @@ def stop_code(stop: BaseException) -> int:
 @contextlib.contextmanager
 def signals() -> Iterator[None]:
     """SIGTERM raises ``Terminated`` while the command runs (SIGINT already raises KeyboardInterrupt)."""
-    def on_term(signum, frame):  # noqa: ARG001 - signal handler signature
+    def on_term(signum, frame):
         raise Terminated()
 
     try:
@@ -170,13 +170,19 @@ class Progress:
         self.bar = None
         self.tasks: dict[str, int] = {}
         if enabled and not QUIET:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import Progress as Bar
 
             self.bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                            TimeRemainingColumn(), console=err_console, transient=False)
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> Progress:  # noqa: PYI034 - the bar is used by this class's name
         if self.bar is not None:
             self.bar.start()
         return self

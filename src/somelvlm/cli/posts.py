@@ -16,10 +16,19 @@ from pathlib import Path
 from typing import Literal
 
 from somelvlm.batch.runner import RunConfig
-from somelvlm.cli.commands import JSON, RUNTIME_HELP, Runtime, _Counted
-from somelvlm.cli.common import (Progress, Stopped, Terminated, check_out, console, copy_to_stdout, err_console,
-                                 stdin_file, stop_code)
 from somelvlm.cli import common
+from somelvlm.cli.commands import JSON, RUNTIME_HELP, Runtime, _Counted
+from somelvlm.cli.common import (
+    Progress,
+    Stopped,
+    Terminated,
+    check_out,
+    console,
+    copy_to_stdout,
+    err_console,
+    stdin_file,
+    stop_code,
+)
 
 
 @dataclass

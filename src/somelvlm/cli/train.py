@@ -51,7 +51,7 @@ def _feature_table(cfg):
 
 
 def _print_recipe_result(result: dict) -> None:
-    rounded = lambda d: json.dumps({k: round(v, 2) for k, v in d.items()})  # noqa: E731
+    rounded = lambda d: json.dumps({k: round(v, 2) for k, v in d.items()})
     console.print(f"best epoch {result['best_epoch']}: val {rounded(result['val'])}")
     for key in ("test", "val_rkc", "test_rkc"):
         if result.get(key):

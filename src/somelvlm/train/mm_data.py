@@ -146,7 +146,7 @@ def build_table(root: Path | str, dataset: str, text: str = "minilm", ocr: bool 
     n = len(examples)
     say = (lambda what: lambda d, t: log.warning("%s %s: %d/%d", dataset, what, d, t)) if verbose else (lambda _: None)
     if progress is not None:
-        say = lambda what: lambda d, t: progress(f"{dataset} {what}", d, t)  # noqa: E731
+        say = lambda what: lambda d, t: progress(f"{dataset} {what}", d, t)
 
     image_enc = get_extractor("efficientnet_lite0", num_threads=num_threads)
     with_image = [i for i, e in enumerate(examples) if e.image]

@@ -103,3 +103,14 @@ def test_quiet_and_verbose_configure_the_package_logger(capsys):
     main(["tasks", "--json"])
     assert logging.getLogger("somelvlm").level == logging.WARNING
     capsys.readouterr()
+
+
+def test_a_required_data_root_resolves_the_same_way(tmp_path, monkeypatch):
+    from somelvlm.data.somedata import BuildConfig
+
+    monkeypatch.setenv("SOMELVLM_DATA", str(tmp_path))
+    assert build(BuildConfig, {"out": "o"}).data_root == tmp_path
+    monkeypatch.delenv("SOMELVLM_DATA")
+    monkeypatch.chdir(tmp_path)  # no ../shared/data here
+    with pytest.raises(FileNotFoundError, match=r"\.\./shared/data not found: pass --data-root"):
+        build(BuildConfig, {"out": "o"})
