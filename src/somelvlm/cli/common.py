@@ -84,8 +84,7 @@ def setup_logging(verbose: int, quiet: bool) -> None:
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     handler._somelvlm_cli = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
-    logger.setLevel(level)
-    logger.propagate = False
+    logger.setLevel(level)  # records still propagate: an application's or pytest's root handlers see them
     logging.captureWarnings(True)
     warn_logger = logging.getLogger("py.warnings")
     warn_logger.setLevel(logging.ERROR if quiet else logging.WARNING)
