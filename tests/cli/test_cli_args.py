@@ -28,6 +28,12 @@ def test_nested_dataclass_fields_get_dotted_and_short_flags():
     assert {"run.batch_size", "run.limits.max_text_chars", "runtime", "ocr"} <= keys
     cfg = build(AnalyzeConfig, {"input": "x.jsonl", "run.batch_size": 8})
     assert cfg.run.batch_size == 8 and cfg.run.limits.max_text_chars == 20_000
+    file = {"run": {"batch_size": 4}, "run.limits.max_text_chars": 99, "tasks": "emotion,irony"}
+    cfg = build(AnalyzeConfig, {"input": "x.jsonl", "run.retry_errors": True}, file)
+    assert (cfg.run.batch_size, cfg.run.limits.max_text_chars, cfg.run.retry_errors, cfg.tasks) == (
+        4, 99, True, ["emotion", "irony"])
+    with pytest.raises(ConfigError, match=r"unknown key `run.batch_sise` \(did you mean `batch_size`\?\)"):
+        build(AnalyzeConfig, {"input": "x.jsonl"}, {"run": {"batch_sise": 4}})
 
 
 def test_every_serve_config_field_is_a_serve_flag_and_runtime_matches_the_model():

@@ -275,7 +275,24 @@ def read_config_file(path: str | Path) -> dict:
 def build(cls: type, flags: dict[str, Any], file_values: dict | None = None, source: str = "config") -> Any:
     """An instance of ``cls`` from parsed ``flags`` (``{dotted key: value}``), the config file's
     ``file_values`` and the environment; see the module docstring for the order."""
-    return _build(cls, (), flags, dict(file_values or {}), source)
+    return _build(cls, (), flags, _nest(file_values or {}), source)
+
+
+def _nest(values: dict) -> dict:
+    """Dotted keys of a config file as nested mappings: ``{"run.batch_size": 8}`` -> ``{"run": {"batch_size": 8}}``."""
+    nested: dict = {}
+    for key, value in values.items():
+        *parents, leaf = str(key).split(".")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"config: `{key}` sets a field inside `{part}`, which is not a mapping")
+        if isinstance(node.get(leaf), dict) and isinstance(value, dict):
+            node[leaf] = {**node[leaf], **value}
+        else:
+            node[leaf] = value
+    return nested
 
 
 def _build(cls: type, prefix: tuple[str, ...], flags: dict[str, Any], file_values: dict, source: str) -> Any:
