@@ -42,7 +42,7 @@ def tweets(n: int) -> list[str]:
 
 def start_server(port: int, int8: bool, threads: int, max_wait_ms: float) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "somelvlm.cli", "serve", "--port", str(port), "--threads", str(threads),
-           "--batch-wait-ms", str(max_wait_ms), "--int8" if int8 else "--fp32"]
+           "--batch-wait-ms", str(max_wait_ms), "--runtime", "torch-int8" if int8 else "auto"]
     env = dict(os.environ, PYTHONPATH=str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

@@ -35,6 +35,27 @@ def test_generate_command_prints_jsonl(tiny_lvlm, capsys):
     assert [r["id"] for r in rows] == ["0", "1"] and all("label" in r for r in rows)
 
 
+def test_generate_json_keeps_the_input_post_and_reads_stdin(tiny_lvlm, capsys, monkeypatch, tmp_path):
+    import io
+    import sys
+
+    main(["generate", "detoxify", "--text", "shut up, you idiot", "--model", str(tiny_lvlm), "--max-new-tokens", "3",
+          "--json"])
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["text"] == "shut up, you idiot" and isinstance(row["answer"], str)
+    lines = '{"id": "a", "text": "you fool"}\n{"id": "b", "text": "so dumb"}\n'
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(lines.encode())))
+    main(["generate", "hate", "--input", "-", "--model", str(tiny_lvlm), "--max-new-tokens", "3", "--json"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["id"], r["text"]) for r in rows] == [("a", "you fool"), ("b", "so dumb")]
+    assert all("label" in r and "answer" in r for r in rows)
+    monkeypatch.chdir(tmp_path)  # an image path read from stdin is relative to the working folder
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b'{"text": "x", "image": "gone.png"}\n')))
+    with pytest.raises(SystemExit) as e:
+        main(["generate", "hate", "--input", "-", "--model", str(tiny_lvlm)])
+    assert e.value.code == 2 and str(tmp_path / "gone.png") in capsys.readouterr().err
+
+
 def test_generate_command_errors_are_one_line(tiny_lvlm, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["generate", "detoxify", "--model", str(tiny_lvlm)])

@@ -21,8 +21,9 @@ from somelvlm.posts import Post
 def generate_task(task_name: str, posts: list[Post], model=DEFAULT_GENERATOR, prompt_index: int = 0,
                   max_new_tokens: int | None = None, batch_size: int = 8) -> list[dict]:
     """One row per post, in order: ``{"id", "text": the input post, "answer": the model's answer}``
-    plus ``label`` (classification) / ``value`` (ratings) parsed from it, and ``invalid: true`` for an
-    answer that names no label or is empty. ``model``: a generator name, folder, URL or instance."""
+    plus ``label`` (classification) / ``value`` (ratings) parsed from it, ``invalid: true`` for an
+    answer that names no label or is empty, and ``raw`` when the parsed answer differs from what the
+    model wrote. ``model``: a generator name, folder, URL or instance."""
     from somelvlm.models import load_generator
 
     generator = load_generator(model) if isinstance(model, (str, Path)) else model
@@ -31,8 +32,13 @@ def generate_task(task_name: str, posts: list[Post], model=DEFAULT_GENERATOR, pr
     results = pipeline.generate([(p, task_name) for p in posts], max_new_tokens=max_new_tokens)
     rows = []
     for post, result in zip(posts, results):
-        extra = {k: v for k, v in result.items() if k not in ("answer", "text")}
+        raw = result["answer"]
+        answer = result.get("text", raw)  # a generation task's parsed answer, else the raw one
+        row = {"id": post.id, "text": post.text or "", "answer": answer}
+        row |= {k: v for k, v in result.items() if k in ("label", "value", "invalid")}
         if result.get("label") == "invalid":
-            extra["invalid"] = True
-        rows.append({"id": post.id, "text": post.text or "", "answer": result["answer"], **extra})
+            row["invalid"] = True
+        if answer != raw:
+            row["raw"] = raw
+        rows.append(row)
     return rows

@@ -16,6 +16,7 @@ label is not one of the task's are listed in the returned summary and skipped; t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def read_labelled_posts(path: Path, labels: list[str], *, label_col: str = "labe
     return out
 
 
-def _dataset_vectors(heads, data_root: Path, dataset: str, splits: list[str]):
+def _dataset_vectors(heads, data_root: Path, dataset: str, splits: list[str], progress=None):
     """g and metadata of a dataset's posts from cached features (the same table training used)."""
     import torch
 
@@ -88,7 +89,7 @@ def _dataset_vectors(heads, data_root: Path, dataset: str, splits: list[str]):
     if meta.get("dataset") != dataset:
         raise ValueError(f"the head was trained on {meta.get('dataset')!r}, not {dataset!r}")
     text_name = meta["encoders"]["text"].split("|")[0]
-    table = build_table(data_root, dataset, text=text_name, num_threads=heads.num_threads)
+    table = build_table(data_root, dataset, text=text_name, num_threads=heads.num_threads, progress=progress)
     for role in ("image", "text"):
         if table.encoders[role] != meta["encoders"][role]:
             raise ValueError(f"{role} features now come from {table.encoders[role]!r}, the head was trained "
@@ -104,8 +105,10 @@ def _dataset_vectors(heads, data_root: Path, dataset: str, splits: list[str]):
 
 def build_index(model: Path, out: Path, *, dataset: str | None = None, data_root: Path | None = None,
                 splits: list[str] | None = None, input: Path | None = None, label_col: str = "label",
-                kind: str = "flat", num_threads: int = 1) -> IndexSummary:
-    """A new index at ``out`` from a dataset's splits (default train) or from a labelled file."""
+                kind: str = "flat", num_threads: int = 1,
+                progress: Callable[[str, int, int], None] | None = None) -> IndexSummary:
+    """A new index at ``out`` from a dataset's splits (default train) or from a labelled file;
+    ``progress(stage, done, total)`` follows a dataset's feature extraction."""
     from somelvlm.models.mm_runtime import MultimodalHeads
     from somelvlm.retrieval.index import MemoryIndex
 
@@ -117,7 +120,7 @@ def build_index(model: Path, out: Path, *, dataset: str | None = None, data_root
     if dataset is not None:
         if data_root is None or not Path(data_root).is_dir():
             raise FileNotFoundError(f"data root {data_root} not found: pass --data-root (or set SOMELVLM_DATA)")
-        g, info = _dataset_vectors(heads, Path(data_root), dataset, splits or ["train"])
+        g, info = _dataset_vectors(heads, Path(data_root), dataset, splits or ["train"], progress)
     else:
         posts = read_labelled_posts(Path(input), meta["labels"], label_col=label_col)
         skipped = posts.skipped

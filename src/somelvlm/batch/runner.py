@@ -302,4 +302,8 @@ def read_posts(texts: list[str], images: list[Path], path: Path | None) -> tuple
                 errors.append(error_record(row.id, row.line, err.reason, str(err).removeprefix(f"{err.reason}: ")))
     if not posts and not errors:
         raise ValueError("no posts: pass --text or --input")
+    if not posts:
+        first = errors[0]
+        raise ValueError(f"no usable posts in {path} ({len(errors)} bad rows; line {first['line']}: "
+                         f"{first['error']['reason']}: {first['error']['message']})")
     return posts, errors

@@ -125,13 +125,14 @@ def cap_train(examples: list, max_train: int | None) -> list:
 
 def build_table(root: Path | str, dataset: str, text: str = "minilm", ocr: bool = True,
                 cache: Any = None, num_threads: int = 1, verbose: bool = False,
-                max_train: int | None = None) -> MMTable:
+                max_train: int | None = None,
+                progress: Callable[[str, int, int], None] | None = None) -> MMTable:
     """Features of every labelled post of ``dataset`` under the data ``root``.
 
     ``text``: the text extractor ("minilm" or "e5"). ``ocr``: read text off the image for posts
     whose text is empty (memes without a caption); without it those posts are image-only.
     ``max_train``: cap on training posts (``cap_train``). Unreadable images are logged and the
-    post kept without an image.
+    post kept without an image. ``progress(stage, done, total)`` is called as features are extracted.
     """
     from somelvlm.features import FeatureCache, get_extractor
     from somelvlm.taxonomy.registry import get_task
@@ -144,6 +145,8 @@ def build_table(root: Path | str, dataset: str, text: str = "minilm", ocr: bool 
     index = {label: i for i, label in enumerate(labels)}
     n = len(examples)
     say = (lambda what: lambda d, t: log.warning("%s %s: %d/%d", dataset, what, d, t)) if verbose else (lambda _: None)
+    if progress is not None:
+        say = lambda what: lambda d, t: progress(f"{dataset} {what}", d, t)
 
     image_enc = get_extractor("efficientnet_lite0", num_threads=num_threads)
     with_image = [i for i, e in enumerate(examples) if e.image]
@@ -164,7 +167,8 @@ def build_table(root: Path | str, dataset: str, text: str = "minilm", ocr: bool 
     need_ocr = [i for i in range(n) if not texts[i] and has_image[i]]
     if ocr and need_ocr:
         ocr_enc = get_extractor("ocr", num_threads=num_threads)
-        read, _ = encode_robust(cache, ocr_enc, [root / examples[i].image for i in need_ocr], chunk=8)
+        read, _ = encode_robust(cache, ocr_enc, [root / examples[i].image for i in need_ocr], chunk=8,
+                                progress=say("ocr"))
         for i, t in zip(need_ocr, read):
             texts[i] = (t or "").strip()
         encoders["ocr"] = f"{ocr_enc.id}|{ocr_enc.config}"

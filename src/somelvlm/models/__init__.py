@@ -41,9 +41,9 @@ class ModelFolderError(ValueError):
 
 
 def model_dirs() -> list[Path]:
-    """Where short model names are looked up: ``SOMELVLM_MODELS`` (``os.pathsep``-separated folders of
+    """Where short model names are looked up: ``SOMELVLM_MODEL_PATH`` (``os.pathsep``-separated folders of
     model folders), then the package's assets."""
-    extra = [Path(p) for p in os.environ.get("SOMELVLM_MODELS", "").split(os.pathsep) if p]
+    extra = [Path(p) for p in os.environ.get("SOMELVLM_MODEL_PATH", "").split(os.pathsep) if p]
     return extra + [ASSETS]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Literal
 
 TOKEN_ENV = "SOMELVLM_API_TOKEN"
 """Environment variable read for the bearer token when ``--token`` is not given."""
@@ -39,12 +40,13 @@ class ServeConfig:
     """How long the micro-batcher waits for more concurrent requests before calling the model."""
     max_batch: int = 64
     """Most posts in one model call."""
-    cors_origins: list[str] = field(default_factory=list)
+    cors_origins: list[str] = field(default_factory=list, metadata={"flags": ["--cors-origin", "--cors-origins"]})
     """Origins allowed by CORS; empty (the default) means CORS is off."""
-    int8: bool = False
-    """int8 encoder: ~1.8x the throughput, but dynamic int8 quantizes each batch with its own scale, so
-    a post's probabilities depend on the posts it is batched with (under load: on other users'
-    requests). The default fp32 gives every post the same answer whatever else is in flight."""
+    runtime: Literal["auto", "onnx", "torch", "torch-int8"] = "auto"
+    """SoMe-mini's encoder runtime: auto (onnx when onnxruntime is installed, else torch fp32), onnx,
+    torch, or torch-int8 (~1.8x the throughput, but dynamic int8 quantizes each batch with its own
+    scale, so a post's probabilities depend on the posts it is batched with: under load, on other
+    users' requests). The fp32 runtimes give every post the same answer whatever else is in flight."""
     ocr: bool = True
     """Read the text off image-only posts (needs the features extra)."""
     threads: int | None = None
@@ -52,9 +54,16 @@ class ServeConfig:
     max_new_tokens_limit: int = 512
     """Largest max_new_tokens / max_tokens a request may ask for."""
 
+    @property
+    def int8(self) -> bool:
+        """True for the torch dynamic int8 runtime (what ``int8=`` of the model loaders means)."""
+        return self.runtime == "torch-int8"
+
     def __post_init__(self) -> None:
         if self.token is None:
             self.token = os.environ.get(TOKEN_ENV) or None
+        if self.runtime not in ("auto", "onnx", "torch", "torch-int8"):
+            raise ValueError(f"--runtime must be auto, onnx, torch or torch-int8, got {self.runtime!r}")
         if not 0 < self.port < 65536:
             raise ValueError(f"--port must be in 1..65535, got {self.port}")
         for name in ("max_body_bytes", "max_image_pixels", "max_concurrency", "max_batch", "max_new_tokens_limit"):

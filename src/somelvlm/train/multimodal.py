@@ -93,12 +93,13 @@ def build_model(config, num_classes: int):
                                      fusion=config.fusion, dropout=config.dropout))
 
 
-def load_table(config):
-    """The dataset's cached feature table for a recipe config."""
+def load_table(config, progress=None):
+    """The dataset's cached feature table for a recipe config; ``progress(stage, done, total)``
+    follows the feature extraction."""
     from somelvlm.features.mm_table import build_table
 
     return build_table(config.data_root, config.dataset, text=config.text_encoder, ocr=config.ocr,
-                       num_threads=config.threads, max_train=config.max_train)
+                       num_threads=config.threads, max_train=config.max_train, progress=progress)
 
 
 # -- the recipe ------------------------------------------------------------------------------------
