@@ -53,7 +53,7 @@ def test_every_serve_config_field_is_a_serve_flag_and_runtime_matches_the_model(
 
 
 def test_config_file_flags_and_env_in_order(tmp_path, monkeypatch):
-    from somelvlm.cli.commands import EvalConfig
+    from somelvlm.evaluate.report import EvalConfig
 
     monkeypatch.delenv("SOMELVLM_DATA", raising=False)
     assert build(EvalConfig, {}).data_root == resolve_data_root() == resolve_data_root(None)

@@ -323,7 +323,7 @@ def _build(cls: type, prefix: tuple[str, ...], flags: dict[str, Any], file_value
                 kwargs[name] = coerce(file_values[name], kind, key)
             except ConfigError as err:
                 raise ConfigError(f"{source}: {err}") from None
-        elif name in ENV_FALLBACKS and f.default is dataclasses.MISSING:  # e.g. BuildConfig.data_root
+        elif name in ENV_FALLBACKS and (f.default is dataclasses.MISSING or f.default is None):  # data_root
             kwargs[name] = coerce(DEFAULT_DATA_ROOT, kind, key)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             how = ("the argument" if f.metadata.get("positional") else

@@ -23,6 +23,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -44,18 +45,18 @@ class EvalConfig:
     """Task names (default: every head of the first classifier, or the chosen levels' tasks)."""
     level: list[str] = field(default_factory=list)
     """Cognitive level ids; their tasks are added to ``tasks``."""
-    split: str = "test"
-    """test or val."""
-    data_root: str | None = None
+    split: Literal["test", "val"] = "test"
+    """The split to score."""
+    data_root: Path | None = None
     """Folder with the upstream sources [env SOMELVLM_DATA, else ../shared/data]."""
-    out: str = "out/eval/results"
+    out: Path = Path("out/eval/results")
     """Writes OUT.json, OUT.md, OUT.html and the charts OUT-levels.png, OUT-tasks.png."""
     limit: int | None = None
     """At most N items per task (a fixed sample, the same for every model)."""
     prompt_index: str = "0"
     """For answers by generation: which of the task's five prompts, or ``mean`` (the mean over all five)."""
-    runtime: str = "auto"
-    """Encoder runtime of compact classifiers: auto, onnx, torch, torch-int8."""
+    runtime: Literal["auto", "onnx", "torch", "torch-int8"] = "auto"
+    """Encoder runtime of compact classifiers (torch-int8: faster, but answers depend on batch neighbours)."""
     charts: bool = True
     """Draw the PNG charts and the HTML report (needs matplotlib)."""
 
