@@ -31,6 +31,8 @@ ENVIRONMENT = {
     "SOMELVLM_MODELS": "where converted base language models are cached (default ~/.cache/somelvlm/models)",
     "SOMELVLM_CACHE": "the feature cache, and the exported ONNX encoders in its onnx/ (default ~/.cache/somelvlm/features "
                       "and ~/.cache/somelvlm/onnx)",
+    "SOMELVLM_MODEL_PATH": "folders (':'-separated) of model folders that --model / --generator names resolve in, "
+                           "before the shipped ones",
     "SOMELVLM_API_TOKEN": "the bearer token of `somelvlm serve` when --token is not given",
 }
 """Every environment variable somelvlm reads (shown in ``somelvlm --help`` and the README)."""

@@ -4,7 +4,8 @@
 generative LVLM or HF VLM, an OpenAI-compatible URL) on the chosen tasks or levels through the
 ``Pipeline`` (``harness.evaluate_model``) and writes
 
-* ``OUT.json``: every number, per model and task (and per prompt when ``prompt_index`` is ``mean``);
+* ``OUT.json``: every number, per model and task (and per prompt when ``prompt_index`` is ``mean``),
+  under ``models``; the first model's ``tasks`` and ``levels`` also at the top level;
 * ``OUT.md``: SoMeLVLM's per-level table (tasks grouped by level; one column per model; the
   task's primary metric, or Acc / Acc* / valid share for classification by generation) with the
   published SoMeLVLM numbers beside ours where the task matches, labelled as another model's;
@@ -83,7 +84,7 @@ def run_eval(config: EvalConfig, data_root: Path, progress: bool = True) -> dict
     prompts = list(range(5)) if config.prompt_index == "mean" else [int(config.prompt_index)]
     bar = _Progress(progress, len(pipelines) * len(tasks))
     results = {"split": config.split, "limit": config.limit, "prompt_index": config.prompt_index,
-               "tasks": tasks, "models": {}}
+               "task_order": tasks, "models": {}}
     with bar:
         for pipe in pipelines:
             per_prompt = []
@@ -104,6 +105,10 @@ def run_eval(config: EvalConfig, data_root: Path, progress: bool = True) -> dict
             results["models"][pipe.name] = summary
     for summary in results["models"].values():
         summary["levels"] = level_scores(summary["tasks"])
+    first = next(iter(results["models"].values()))
+    results["tasks"], results["levels"] = first["tasks"], first["levels"]  # the first model's, at the top
+    if "tweeteval_five" in first:
+        results["tweeteval_five"] = first["tweeteval_five"]
     return results
 
 
@@ -188,7 +193,7 @@ def to_markdown(results: dict) -> str:
     from somelvlm.taxonomy.registry import get_task
 
     models = list(results["models"])
-    published = any(t in PUBLISHED for t in results["tasks"])
+    published = any(t in PUBLISHED for t in results["task_order"])
     head = ["level", "task", "metric"] + models + ([PUBLISHED_NAME] if published else [])
     lines = [f"# Evaluation on `{results['split']}`", "",
              f"Items per task: {results.get('limit') or 'all'}; prompt: {results.get('prompt_index')}. "
@@ -196,7 +201,7 @@ def to_markdown(results: dict) -> str:
              "Acc / Acc* / valid share. A level's row is the mean of its tasks' primary scores.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---|" + "---:|" * (len(head) - 3)]
     for lv in LEVELS:
-        names = [t for t in results["tasks"] if get_task(t).level == lv.id]
+        names = [t for t in results["task_order"] if get_task(t).level == lv.id]
         if not names:
             continue
         for name in names:
@@ -246,7 +251,7 @@ def draw_bars(results: dict, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tasks, models = results["tasks"], list(results["models"])
+    tasks, models = results["task_order"], list(results["models"])
     width = 0.8 / max(1, len(models))
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(tasks) * max(1, len(models)) + 2), 4))
     x = np.arange(len(tasks))
