@@ -1,7 +1,7 @@
 """How often the answer parser reads a model's answer the way a person does.
 
     python benchmarks/parser_accuracy.py [--cases tests/taxonomy/parser_cases.jsonl] [--out benchmarks/results]
-    python benchmarks/parser_accuracy.py --collect --somedata /tmp/parser-somedata [--per-task 3]
+    python benchmarks/parser_accuracy.py --collect --somedata /tmp/parser-somedata [--per-task 2 3]
 
 Scoring (the default): every row of the case table (``task``, ``answer``, ``expected``, ``source``)
 is parsed with ``somelvlm.taxonomy.parse_answer``; accuracy is the share of rows whose parse equals
@@ -32,7 +32,7 @@ from _machine import cpu_name  # benchmarks/_machine.py
 REPO = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).parent / "results"
 CASES = REPO / "tests" / "taxonomy" / "parser_cases.jsonl"
-MAX_NEW = {"smollm2": 32, "some-lvlm": 16}
+MAX_NEW = {"smollm2": 20, "some-lvlm": 10}
 
 
 def load_cases(path: Path) -> list[dict]:
@@ -115,38 +115,42 @@ def collect(args) -> None:
             r = json.loads(line)
             if r["task"] in tasks:
                 by_task[r["task"]].append(r)
-    chosen = {}
-    for task, records in by_task.items():
-        key = sorted(records, key=lambda r: (r["source"] != "somelvlm_testset",
-                                             hashlib.sha1(r["id"].encode()).digest()))
-        chosen[task] = key[:args.per_task]
     root = Path(os.environ.get("SOMELVLM_DATA", REPO.parent / "shared" / "data"))
-    rows = []
+    done = {}
+    if args.raw.is_file():  # a rerun continues
+        for line in args.raw.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            done[(row["source"], row["task"])] = done.get((row["source"], row["task"]), []) + [row]
+    offset = 0
     for which in args.models:
+        per_task = args.per_task[args.models.index(which)] if len(args.per_task) > 1 else args.per_task[0]
         t0 = time.perf_counter()
-        gen = (LVLMGenerator.from_base("smollm2-135m-instruct", name="smollm2 zero-shot") if which == "smollm2"
-               else load_generator("some-lvlm"))
-        reads_images = getattr(getattr(gen, "model", None), "connector", None) is not None
-        # different records per model: more distinct answers for the table
-        offset = 0 if which == "smollm2" else args.per_task
-        for task in sorted(chosen):
+        gen = None
+        for task in sorted(by_task):
+            if (which, task) in done:
+                continue
+            # published SoMeLVLM prompts first, then by sha1 of the id; each model gets other records
             records = sorted(by_task[task], key=lambda r: (r["source"] != "somelvlm_testset",
                                                            hashlib.sha1(r["id"].encode()).digest()))
-            records = records[offset:offset + args.per_task]
+            records = records[offset:offset + per_task]
+            if gen is None:
+                gen = (LVLMGenerator.from_base("smollm2-135m-instruct", name="smollm2 zero-shot")
+                       if which == "smollm2" else load_generator("some-lvlm"))
+                reads_images = getattr(getattr(gen, "model", None), "connector", None) is not None
 
             def images(r):
                 return Image.open(root / r["image"]).convert("RGB") if reads_images and "image" in r else None
 
             answers = generate_answers(gen, records, images, 8, MAX_NEW[which])
-            for r, a in zip(records, answers):
-                rows.append({"task": task, "answer": a, "source": which, "id": r["id"],
-                             "prompt_tail": r["conversations"][0]["value"][-160:], "target": r["target"]})
+            rows = [{"task": task, "answer": a, "source": which, "id": r["id"],
+                     "prompt_tail": r["conversations"][0]["value"][-160:], "target": r["target"]}
+                    for r, a in zip(records, answers)]
+            with args.raw.open("a", encoding="utf-8") as f:
+                f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
             print(which, task, [a[:60] for a in answers], flush=True)
+        offset += per_task
         print(which, f"{time.perf_counter() - t0:.0f} s", flush=True)
-    tmp = args.raw.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    os.replace(tmp, args.raw)
-    print(f"{len(rows)} raw answers -> {args.raw}")
+    print(f"raw answers -> {args.raw}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -157,7 +161,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--somedata", type=Path, default=REPO / "runs" / "somedata")
     ap.add_argument("--raw", type=Path, default=REPO / "runs" / "parser_raw_answers.jsonl")
     ap.add_argument("--models", nargs="+", default=["smollm2", "some-lvlm"], choices=["smollm2", "some-lvlm"])
-    ap.add_argument("--per-task", type=int, default=3)
+    ap.add_argument("--per-task", type=int, nargs="+", default=[2, 3],
+                    help="test prompts per task, one number for all models or one per --models entry")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     if args.collect:
