@@ -104,7 +104,9 @@ def test_bad_rows_are_reported_and_the_rest_built(tmp_path):
     emo.mkdir(parents=True)
     (emo / "mapping.txt").write_text("0\tanger\n1\tjoy\n2\toptimism\n3\tsadness\n", encoding="utf-8")
     for split in ("train", "val", "test"):
-        (emo / f"{split}_text.txt").write_bytes(b"so angry\nwhat a day\nbad \xff byte\n   \nhappy again\n")
+        post = split.encode()  # other posts in each split: a repeated test post would leave train
+        (emo / f"{split}_text.txt").write_bytes(b"so angry %b\nwhat a day %b\nbad \xff byte\n   \nhappy again %b\n"
+                                                % (post, post, post))
         (emo / f"{split}_labels.txt").write_text("0\n1\n2\n3\n9\n", encoding="utf-8")
     out = tmp_path / "out"
     result = build(BuildConfig(data_root=root, out=out, tasks=["emotion"]))
@@ -113,3 +115,61 @@ def test_bad_rows_are_reported_and_the_rest_built(tmp_path):
     assert ("tweeteval/datasets/emotion/train_text.txt", 3, "invalid UTF-8") in reasons
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "train_text.txt:3" in report and "invalid UTF-8" in report
+
+
+@pytest.fixture(scope="module")
+def full_build(data_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("somedata-full") / "build"
+    return out, build(BuildConfig(data_root=data_root, out=out))
+
+
+def test_full_build_has_no_test_post_in_train_or_val(full_build, data_root):
+    """Every task: no train / val record shares its post (normalised text, or image bytes) with a
+    test record of the same task; checked on the written files, from the examples' own text."""
+    from somelvlm.data.leakage import ImageDigests, normalize_post
+    from somelvlm.data.report import DataReport
+    from somelvlm.data.sources import load_source
+
+    out, result = full_build
+    records = [json.loads(line) for s in ("train", "val", "test")
+               for line in (out / f"{s}.jsonl").read_text(encoding="utf-8").splitlines()]
+    wanted = {r["id"] for r in records}
+    texts = {}
+    for source in sorted({r["source"] for r in records}):
+        for ex in load_source(source, data_root, DataReport()):
+            if ex.id in wanted:
+                texts[ex.id] = normalize_post(ex.text)
+    digest = ImageDigests(data_root)
+    test_keys: dict[str, set] = {}
+    for r in records:
+        if r["split"] == "test":
+            keys = test_keys.setdefault(r["task"], set())
+            keys.add(("text", texts[r["id"]]))
+            keys.add(("image", digest(r.get("image"))))
+    leaks = [(r["task"], r["split"], r["id"]) for r in records if r["split"] != "test"
+             and ({("text", texts[r["id"]]) if texts[r["id"]] else None,
+                   ("image", digest(r["image"])) if r.get("image") else None} & test_keys.get(r["task"], set()))]
+    assert leaks == [], f"{len(leaks)} train/val records repeat a test post, e.g. {leaks[:5]}"
+    # the published HatefulMemes test items are FHM train memes: those were removed, and counted
+    removed = result.report.removed
+    assert removed[("hateful_meme", "train", "hmc", "text in a test split")] >= 500
+    assert sum(n for (task, *_), n in removed.items() if task == "hateful_meme") >= 500
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "Test posts kept out of training" in report and "| hateful_meme | train | hmc |" in report
+    assert json.loads((out / "report.json").read_text(encoding="utf-8"))["removed_test_overlap"]
+
+
+def test_overlap_removal_on_a_small_folder(tmp_path):
+    """Written here: a val tweet repeating a test tweet (other case, URL and @mention) is dropped."""
+    root = tmp_path / "data"
+    emo = root / "tweeteval" / "datasets" / "emotion"
+    emo.mkdir(parents=True)
+    (emo / "mapping.txt").write_text("0\tanger\n1\tjoy\n2\toptimism\n3\tsadness\n", encoding="utf-8")
+    texts = {"train": "so angry\nfresh start\n", "val": "@bob What a DAY!! https://t.co/x\nhappy again\n",
+             "test": "what a day\nsad news\n"}
+    for split, body in texts.items():
+        (emo / f"{split}_text.txt").write_text(body, encoding="utf-8")
+        (emo / f"{split}_labels.txt").write_text("0\n1\n", encoding="utf-8")
+    result = build(BuildConfig(data_root=root, out=tmp_path / "out", tasks=["emotion"]))
+    assert result.counts[("emotion", "val")] == 1 and result.counts[("emotion", "train")] == 2
+    assert dict(result.report.removed) == {("emotion", "val", "tweeteval", "text in a test split"): 1}

@@ -29,6 +29,9 @@ class DataReport:
     problems: list[Problem] = field(default_factory=list)
     counts: Counter = field(default_factory=Counter)
     """Examples read per ``(source, task, split)``."""
+    removed: Counter = field(default_factory=Counter)
+    """Train / val examples left out because their post is in a test split:
+    ``(task, split, source, reason) -> count``."""
 
     def problem(
         self, source: str, file: str | Path, line: int | None, reason: str, detail: str = ""
@@ -45,15 +48,19 @@ class DataReport:
                 {"source": s, "reason": r, "count": n} for (s, r), n in sorted(self.by_reason().items())
             ],
             "problems": [asdict(p) for p in self.problems],
+            "removed_test_overlap": [
+                {"task": t, "split": sp, "source": so, "reason": r, "count": n}
+                for (t, sp, so, r), n in sorted(self.removed.items())
+            ],
         }
         return json.dumps(payload, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
 
     def to_markdown(self, limit_per_reason: int = 20) -> str:
         """A readable summary: counts per source and reason, then the first few of each."""
-        lines = ["# Build report", ""]
+        lines = ["# Build report", "", *self._removed_markdown()]
         if not self.problems:
             return "\n".join([*lines, "No problems found.", ""])
-        lines += ["| source | reason | count |", "|---|---|---|"]
+        lines += ["## Bad inputs", "", "| source | reason | count |", "|---|---|---|"]
         for (source, reason), n in sorted(self.by_reason().items()):
             lines.append(f"| {source} | {reason} | {n} |")
         lines.append("")
@@ -66,3 +73,15 @@ class DataReport:
                 lines.append(f"- `{where}` {p.reason}" + (f": {p.detail}" if p.detail else ""))
         lines.append("")
         return "\n".join(lines)
+
+    def _removed_markdown(self) -> list[str]:
+        lines = ["## Test posts kept out of training", ""]
+        if not self.removed:
+            return [*lines, "No train or val post occurs in a test split of its task.", ""]
+        lines += ["Train / val examples left out because the same post (normalised text, or image bytes) is in",
+                  "a test split of the same task, from any source.", "",
+                  "| task | split | source | reason | removed |", "|---|---|---|---|---:|"]
+        for (task, split, source, reason), n in sorted(self.removed.items()):
+            lines.append(f"| {task} | {split} | {source} | {reason} | {n} |")
+        lines += ["", f"Total removed: {sum(self.removed.values())}.", ""]
+        return lines

@@ -8,7 +8,8 @@ Output (``OUT/``)::
     train.jsonl val.jsonl test.jsonl   one record per line, sorted by (task, id)
     parquet/{split}.parquet            the same records; datasets.load_dataset("parquet", ...)
     stats.md  stats.json               the SoMeLVLM-style table: level, family, sizes, data type
-    report.md report.json              every bad input, by file and line
+    report.md report.json              every bad input, by file and line; the train / val
+                                       examples left out because their post is in a test split
 
 A record::
 
@@ -21,6 +22,10 @@ A record::
 ``image`` is relative to the data root: point LLaVA's ``--image_folder`` (or LLaMA-Factory's
 ``media_dir``) at it. The build is atomic (a temporary folder renamed into place) and
 deterministic: the same data and options give byte-identical files.
+
+No test post in training: before sampling, every train / val example whose normalised text or image
+bytes occur in the same task's test split (any source, SoMeLVLM's published test files included)
+is dropped and counted in the report (:mod:`somelvlm.data.leakage`).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from somelvlm.data.example import SPLITS, Example
+from somelvlm.data.leakage import drop_test_overlap
 from somelvlm.data.report import DataReport
 from somelvlm.data.sources import load_source
 from somelvlm.taxonomy.levels import LEVELS, family_name
@@ -86,6 +92,7 @@ def build(config: BuildConfig, progress: Callable[[str], None] | None = None) ->
     tasks = {t.name: t for t in select_tasks(config.tasks, config.levels)}
     report = DataReport()
     grouped = _collect(config, tasks, report, progress or (lambda _: None))
+    drop_test_overlap(grouped, config.data_root, report)
     records: dict[str, list[dict]] = {s: [] for s in SPLITS}
     counts: dict[tuple[str, str], int] = {}
     has_image: dict[str, bool] = defaultdict(bool)
