@@ -6,8 +6,8 @@ tab-separated with a header ``Sentiment, Text, batch_id``; the two rows of a pai
 the original review first, then the edit with the opposite Sentiment (Positive / Negative). Each
 pair -> invert_sentiment: text = the original, target = the edit, ``meta["target"]`` = the edit's
 sentiment in lower case (what the rewrite must express), ``meta["source_sentiment"]`` the
-original's. Review HTML line breaks (``<br />``) become spaces. A batch_id without exactly two rows
-of opposite sentiment is reported ("malformed pair").
+original's. Review HTML line breaks (``<br />``, also the broken ``<br /`` of a few edits) become
+spaces. A batch_id without exactly two rows of opposite sentiment is reported ("malformed pair").
 
 Ids: ``cad_imdb/<train|dev|test>/<batch_id>``. Split: upstream's (dev -> val).
 """
@@ -26,7 +26,7 @@ from somelvlm.data.report import DataReport
 SOURCE = "cad_imdb"
 SPLITS = {"train": "train", "dev": "val", "test": "test"}
 SENTIMENTS = {"positive", "negative"}
-_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_BREAK = re.compile(r"<br\s*/?\s*>?", re.IGNORECASE)
 
 
 def load(root: Path, report: DataReport) -> Iterator[Example]:
