@@ -10,7 +10,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_the_paper_table_has_31_known_rows():
-    assert len(PAPER_ROWS) == 31 and len(set((lv, fam, dt) for lv, fam, dt, _ in PAPER_ROWS)) == 31
+    assert len(PAPER_ROWS) == 31 and len({(lv, fam, dt) for lv, fam, dt, _ in PAPER_ROWS}) == 31
     assert {lv for lv, *_ in PAPER_ROWS} == set(LEVELS.ids())
     assert {fam for _, fam, *_ in PAPER_ROWS} <= set(family_ids())
     assert {dt for _, _, dt, _ in PAPER_ROWS} == {"text", "multi"}

@@ -14,7 +14,6 @@ Ids: ``cad_imdb/<train|dev|test>/<batch_id>``. Split: upstream's (dev -> val).
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Iterator
 from pathlib import Path
