@@ -7,8 +7,12 @@ from somelvlm.data.report import DataReport
 from somelvlm.data.sources import SOURCES, load_source
 
 
-def test_registry_has_all_fourteen_sources():
-    assert len(SOURCES) == 14
+def test_registry_has_all_twenty_three_sources():
+    first = {"tweeteval", "davidson", "paradetox", "liar", "constraint", "hahackathon", "isarcasmeval",
+             "colbert_humor", "hmc", "harmeme", "cm_memes", "memotion", "mediaeval2016", "somelvlm_testset"}
+    later = {"redditbias", "magpie", "twitter_gender", "mitweet", "political_social_media", "usvsthem",
+             "polar_trial", "positive_frames", "cad_imdb"}
+    assert set(SOURCES) == first | later and len(SOURCES) == 14 + 9
 
 
 def test_adapters_are_deterministic(data_root):

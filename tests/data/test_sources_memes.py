@@ -31,8 +31,13 @@ LABELS = {  # the label ids of /work/notes/task_spec.md, for the tasks these sou
     "verify_post": {"real", "fake"},
     "sentiment": {"negative", "neutral", "positive"},
     "fake_news": {"real", "fake"},
+    "image_post_gender": {"female", "male"},
+    "image_post_ideology": {"left", "center", "right"},
+    "image_post_emotion": {"happy", "love", "sad", "fear", "angry", "calm", "bored"},
+    "image_post_hate_type": {"not_hate", "racist", "sexist", "homophobe", "religion", "other_hate"},
 }
-GENERATION = {"explain_offensive_meme", "hashtags"}
+GENERATION = {"explain_offensive_meme", "hashtags", "hashtag_choice", "explain_personality", "explain_domain",
+              "open_emotion", "open_hate", "open_news_veracity", "open_ideology", "open_gender"}
 TESTSET = "somelvlm_testset/SoMeData_testset/Multimodal_testset"
 
 
@@ -161,16 +166,34 @@ def test_mediaeval2016_is_split_by_event(loaded):
     assert sum("video_url" in e.meta for e in posts) == 1786 + 61
 
 
+FIRST_TESTSET_FILES = Counter({  # the files read before the rest of the test set was added
+    "in_domain/HatefulMemes_test.json": 500, "in_domain/MVSA_Single_test.json": 451,
+    "in_domain/MVSA_Multiple_test.json": 500, "in_domain/FakeNewsNet_test.json": 500,
+    "in_domain/hashtag_gen_test.json": 492 - 8, "out_of_distribution/hashtag_gen_ood.json": 494})
+LATER_TESTSET_FILES = Counter({  # published counts less the items whose caption is empty (reported)
+    "in_domain/PAN_test.json": 500 - 1, "in_domain/Tweet_cele_test.json": 128, "in_domain/Tweet_leg_test.json": 188,
+    "in_domain/TumEmo_test.json": 499 - 12, "in_domain/MMHS_test.json": 500 - 1,
+    "in_domain/hashtag_choice_test.json": 500, "out_of_distribution/hashtag_choice_ood.json": 498,
+    "in_domain/personality_explain_test.json": 488, "out_of_distribution/personality_explain_ood.json": 490,
+    "in_domain/domain_explain_test.json": 494, "out_of_distribution/domain_explain_ood.json": 495,
+    "in_domain/MVSA_Single_test_g.json": 451, "in_domain/MVSA_Multiple_test_g.json": 500,
+    "in_domain/TumEmo_test_g.json": 498 - 7, "in_domain/HatefulMemes_test_g.json": 500,
+    "in_domain/MMHS_test_g.json": 500, "in_domain/FakeNewsNet_test_g.json": 499,
+    "in_domain/Tweet_cele_test_g.json": 126, "in_domain/Tweet_leg_test_g.json": 188,
+    "in_domain/PAN_test_g.json": 500 - 3})
+
+
 def test_somelvlm_testset(loaded):
     items, report = loaded("somelvlm_testset")
     files = Counter(e.meta["file"] for e in items)
-    assert files == Counter({"in_domain/HatefulMemes_test.json": 500, "in_domain/MVSA_Single_test.json": 451,
-                             "in_domain/MVSA_Multiple_test.json": 500, "in_domain/FakeNewsNet_test.json": 500,
-                             "in_domain/hashtag_gen_test.json": 492 - 8,
-                             "out_of_distribution/hashtag_gen_ood.json": 494})
-    # 8 published hashtag answers are refusals with no hashtag: reported, nothing else
-    assert report.by_reason() == Counter({("somelvlm_testset", "unknown label"): 8})
-    assert {p.file for p in report.problems} == {f"{TESTSET}/in_domain/hashtag_gen_test.json"}
+    assert {f: n for f, n in files.items() if f in FIRST_TESTSET_FILES} == FIRST_TESTSET_FILES
+    assert files == FIRST_TESTSET_FILES + LATER_TESTSET_FILES
+    # 8 published hashtag answers are refusals with no hashtag: reported; 24 captions are empty (the
+    # image was the whole post, and the images are not in this copy): reported; nothing else
+    assert report.by_reason() == Counter({("somelvlm_testset", "unknown label"): 8,
+                                          ("somelvlm_testset", "empty post"): 24})
+    assert {p.file for p in report.problems if p.reason == "unknown label"} == {
+        f"{TESTSET}/in_domain/hashtag_gen_test.json"}
     assert all(e.split == "test" and e.image is None and e.meta["prompt"] for e in items)
     assert all(re.fullmatch(r"#\w+ #\w+ #\w+", e.target) for e in items if e.task == "hashtags")
     assert Counter(e.target for e in items if e.task == "fake_news") == Counter({"real": 404, "fake": 96})
@@ -178,10 +201,33 @@ def test_somelvlm_testset(loaded):
     assert all(e.text != e.meta["prompt"] and e.text in e.meta["prompt"] for e in items)
 
 
+def test_somelvlm_testset_later_files(loaded):
+    items, _ = loaded("somelvlm_testset")
+    labels = Counter((e.task, e.target) for e in items if e.task.startswith("image_post_"))
+    assert {lab: n for (task, lab), n in labels.items() if task == "image_post_gender"} == {"male": 253 - 1, "female": 247}
+    assert {lab: n for (task, lab), n in labels.items() if task == "image_post_ideology"} == {
+        "left": 53 + 119, "right": 52 + 69, "center": 23}
+    assert {lab: n for (task, lab), n in labels.items() if task == "image_post_hate_type"} == {
+        "other_hate": 110, "racist": 102, "not_hate": 101, "homophobe": 98, "sexist": 82 - 1, "religion": 7}
+    # the published answers parse to the item's label (NotHate, OtherHate, Calm ...)
+    from somelvlm.taxonomy import get_task, parse_answer
+
+    for e in items:
+        if e.task.startswith("image_post_"):
+            assert parse_answer(get_task(e.task), e.meta["answer"]) == e.target, e.id
+    choices = [e for e in items if e.task == "hashtag_choice"]
+    assert all(e.target in e.meta["target"].split(", ") and len(e.meta["target"].split(", ")) >= 2 for e in choices)
+    # no question, choice or constraint line of the published prompts is left in a caption
+    leftovers = ("Choices: [", "Constraints:", "Options: [", "Explain it in one sentence", "In which area of work")
+    assert not [e.id for e in items if any(w in e.text for w in leftovers)]
+    sample = next(e for e in items if e.id == "somelvlm_testset/in_domain/MMHS_test/1")
+    assert sample.text == "@maryashakil Unfortunately Islam contributed nothing to mankind except terrorism"
+
+
 def test_somelvlm_testset_captions_match_the_published_ones(loaded, data_root):
     items, _ = loaded("somelvlm_testset")
     ood = json.loads((data_root / TESTSET / "out_of_distribution/hashtag_gen_ood.json").read_text("utf-8"))
-    ours = [e for e in items if e.meta["file"].startswith("out_of_distribution/")]
+    ours = [e for e in items if e.meta["file"] == "out_of_distribution/hashtag_gen_ood.json"]
     assert [e.text for e in ours] == [r["caption"].strip() for r in ood]
 
 

@@ -24,14 +24,24 @@ csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
 class SourceFile:
-    """One upstream file of one source: knows how to name itself in a report."""
+    """One upstream file of one source: knows how to name itself in a report.
 
-    def __init__(self, root: Path, relpath: str, source: str, report: DataReport) -> None:
+    ``encoding``: the file's own encoding when it is not UTF-8 (e.g. ``"latin-1"``).
+    ``legacy_encoding``: for a UTF-8 file with a few stray single-byte characters, the encoding those
+    bytes are read in (each repaired line is reported, "repaired encoding") instead of dropping the line.
+    ``member``: the file is a zip archive and the text is this member of it.
+    """
+
+    def __init__(self, root: Path, relpath: str, source: str, report: DataReport, encoding: str = "utf-8",
+                 legacy_encoding: str | None = None, member: str | None = None) -> None:
         self.root = Path(root)
         self.relpath = relpath
         self.path = self.root / relpath
         self.source = source
         self.report = report
+        self.encoding = encoding
+        self.legacy_encoding = legacy_encoding
+        self.member = member
 
     def problem(self, line: int | None, reason: str, detail: str = "") -> None:
         self.report.problem(self.source, self.relpath, line, reason, detail)
@@ -45,7 +55,26 @@ class SourceFile:
     def _text(self) -> str | None:
         if not self.exists():
             return None
-        return self.path.read_bytes().decode("utf-8", errors="surrogateescape")
+        data = self.path.read_bytes()
+        if self.member is not None:
+            import zipfile
+
+            try:
+                with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                    data = archive.read(self.member)
+            except (zipfile.BadZipFile, KeyError) as err:
+                self.problem(None, "unreadable archive", f"{self.member}: {err}")
+                return None
+        if self.encoding.replace("-", "").lower() != "utf8":
+            return data.decode(self.encoding, errors="surrogateescape")
+        text = data.decode("utf-8", errors="surrogateescape")
+        if self.legacy_encoding and _SURROGATE.search(text):
+            legacy = self.legacy_encoding
+            for n, line in enumerate(text.split("\n"), start=1):
+                if _SURROGATE.search(line):
+                    self.problem(n, "repaired encoding", f"bytes read as {legacy}: {_escaped(line)}")
+            text = _SURROGATE.sub(lambda m: bytes([ord(m.group()) - 0xDC00]).decode(legacy), text)
+        return text
 
     def lines(self, skip_blank: bool = False) -> Iterator[tuple[int, str]]:
         """``(line number, line without newline)``; lines with invalid UTF-8 are reported, skipped."""

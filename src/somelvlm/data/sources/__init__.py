@@ -21,10 +21,19 @@ SOURCES = Registry(
         for name in (
             "tweeteval", "davidson", "paradetox", "liar", "constraint", "hahackathon",
             "isarcasmeval", "colbert_humor", "hmc", "harmeme", "cm_memes", "memotion",
-            "mediaeval2016", "somelvlm_testset",
+            "mediaeval2016", "somelvlm_testset", "redditbias", "magpie", "twitter_gender", "mitweet",
+            "political_social_media", "usvsthem", "polar_trial", "positive_frames", "cad_imdb",
         )
     },
 )
+
+RESEARCH_ONLY: frozenset[str] = frozenset(
+    {"twitter_gender", "mitweet", "political_social_media", "polar_trial", "usvsthem"}
+)
+"""Sources whose upstream states no licence (the first four) or a non-commercial one (usvsthem, CC BY-NC
+4.0): for evaluation and research runs only. The recipes of the weights we ship never train on a task
+that draws on one (``tests/data/test_licences.py`` checks), and each such task's YAML says so in the
+source's citation."""
 
 
 def load_source(name: str, root: Path, report: DataReport) -> Iterator[Example]:
