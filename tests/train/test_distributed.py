@@ -108,9 +108,12 @@ def losses(path: Path, key: str) -> list[float]:
 
 
 def assert_same_weights(a: dict, b: dict) -> None:
+    """Equal within 1e-4 absolute: AdamW moves each weight by about lr (5e-3) whatever its gradient's
+    size, so float noise in a near-zero gradient (other padding, other summation order) shows up
+    in the weights as up to ~2.5e-5 (measured on the tiny LLaVA); the loss curve is held to 1e-4."""
     assert a.keys() == b.keys()
     for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=RTOL, atol=1e-6, msg=name)
+        torch.testing.assert_close(a[name], b[name], rtol=1e-3, atol=1e-4, msg=name)
 
 
 def writers(out: Path) -> set[str]:
@@ -119,8 +122,16 @@ def writers(out: Path) -> set[str]:
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
+    """Tiny SoMeData whose answers differ in length (1 to 4 phrases): ranks then hold different
+    numbers of answer tokens, so a plain average of the ranks' mean losses would differ from one
+    process's mean over the global batch."""
     torch.set_num_threads(1)
-    return write_tiny_somedata(tmp_path_factory.mktemp("somedata"), detox=12, hashtags=6, images=4, size=(32, 32))
+    root = write_tiny_somedata(tmp_path_factory.mktemp("somedata"), detox=12, hashtags=6, images=4, size=(32, 32))
+    rows = [json.loads(line) for line in (root / "train.jsonl").read_text().splitlines()]
+    for i, r in enumerate(rows):
+        r["conversations"][1]["value"] = " ".join([r["conversations"][1]["value"]] * (1 + i * 7 % 4))
+    (root / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
 
 
 def instruct_config(data: Path, base: Path, out: Path, batch_size: int, max_steps: int, **extra) -> dict:
