@@ -24,6 +24,7 @@ import somelvlm  # noqa: E402
 from somelvlm.train.distributed import Dist, init_from_env  # noqa: E402
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
+ACCELERATE_DIR = Path(__file__).resolve().parents[2] / "configs" / "accelerate"
 RTOL = 1e-4
 
 
@@ -89,9 +90,9 @@ def launch(launcher: str, recipe: str, config: dict, nproc: int = 2) -> str:
     if launcher == "torchrun":
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
                "--master_addr", "127.0.0.1", "--master_port", str(free_port()), *args]
-    else:  # accelerate's multi-process launcher; on a machine without CUDA our init picks gloo
-        cmd = [accelerate_bin(), "launch", "--multi_gpu", "--num_processes", str(nproc), "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()), *args]
+    else:  # accelerate with the shipped DDP config; on a machine without CUDA our init picks gloo
+        cmd = [accelerate_bin(), "launch", "--config_file", str(ACCELERATE_DIR / "ddp-lora-7b.yaml"),
+               "--num_processes", str(nproc), "--main_process_port", str(free_port()), *args]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
@@ -145,7 +146,8 @@ def instruct_config(data: Path, base: Path, out: Path, batch_size: int, max_step
 @pytest.mark.slow
 def test_instruct_on_two_processes_equals_one_and_resumes(tiny_data, tmp_path):
     """Our LVLM, stage 1: 1 process x batch 4 against 2 processes x batch 2, 2 steps then a resumed
-    launch to 4 (torchrun, then accelerate's launcher when it is installed)."""
+    launch to 4 (torchrun, then ``accelerate launch --config_file configs/accelerate/ddp-lora-7b.yaml``
+    when accelerate is installed)."""
     from safetensors.torch import load_file
 
     from somelvlm.train.instruct import InstructConfig, train
@@ -223,3 +225,30 @@ def test_heads_on_two_processes_equal_one(data_root, tmp_path):
     history = json.loads((two / "history.json").read_text())
     assert history["history"][0]["val_mean"] == pytest.approx(
         json.loads((one / "history.json").read_text())["history"][0]["val_mean"], rel=1e-3)
+
+
+@pytest.mark.parametrize("name", ["ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"])
+def test_a_sharding_engine_the_loop_does_not_drive_is_refused(monkeypatch, name):
+    monkeypatch.setenv(name, "true")
+    with pytest.raises(RuntimeError, match="DDP only"):
+        init_from_env()
+
+
+ACCELERATE_CONFIGS = sorted(ACCELERATE_DIR.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", ACCELERATE_CONFIGS, ids=lambda p: p.name)
+def test_every_accelerate_config_starts_with_its_command_and_loads(path):
+    import yaml
+
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("# accelerate launch --config_file configs/accelerate/" + path.name)
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if accelerate_bin():  # accelerate's own reader accepts every key
+        from accelerate.commands.config.config_args import ClusterConfig
+
+        ClusterConfig.from_yaml_file(str(path))
+    assert config["num_processes"] >= 2 and config["distributed_type"] in ("MULTI_GPU", "FSDP", "DEEPSPEED")
+    if config["distributed_type"] == "DEEPSPEED":
+        ds = path.parents[0] / Path(config["deepspeed_config"]["deepspeed_config_file"]).name
+        assert json.loads(ds.read_text())["zero_optimization"]["stage"] == 3

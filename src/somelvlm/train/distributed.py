@@ -149,6 +149,21 @@ def env_int(name: str, default: int) -> int:
         raise ValueError(f"environment variable {name}={raw!r} is not an integer (set by torchrun / accelerate)") from None
 
 
+ENGINES_NOT_IN_THE_LOOP = {"ACCELERATE_USE_FSDP": "FSDP", "ACCELERATE_USE_DEEPSPEED": "DeepSpeed"}
+"""Variables ``accelerate launch --config_file`` sets for sharding engines our hand-written loop does not drive."""
+
+
+def check_engine() -> None:
+    """Refuse a launch that asked for FSDP or DeepSpeed: the recipes' loop shards data with DDP and
+    would silently keep a full copy of the model on every device instead."""
+    for name, engine in ENGINES_NOT_IN_THE_LOOP.items():
+        if os.environ.get(name, "").lower() in ("1", "true"):
+            raise RuntimeError(
+                f"accelerate launched this run with {engine} ({name}=true), but somelvlm's training loop runs "
+                f"DDP only (a full model copy per process): launch with configs/accelerate/ddp-lora-7b.yaml or "
+                f"torchrun; see docs/distributed-training.md for the {engine} status")
+
+
 def local_rank() -> int:
     """``LOCAL_RANK`` as torchrun and accelerate set it (0 without a launcher): the GPU index this
     process owns (QLoRA places its 4-bit base there)."""
@@ -162,6 +177,7 @@ def init_from_env(timeout_minutes: int = 30) -> Dist:
     the recipes always ran."""
     import torch
 
+    check_engine()
     world = env_int("WORLD_SIZE", 1)
     if world <= 1:
         return Dist(device="cuda" if torch.cuda.is_available() else "cpu")
