@@ -270,8 +270,8 @@ def evaluate_split(net, tokenizer, specs, data, split: str, max_length: int, lim
     """Score every head on ``split`` with its task's metrics; ``primary`` is the first metric."""
     import torch
 
-    from somelvlm.evaluate.metrics import head_metrics, selection_value
     from somelvlm.data.head_items import cap
+    from somelvlm.evaluate.metrics import head_metrics, selection_value
 
     device = next(net.parameters()).device
     net.eval()
