@@ -12,6 +12,10 @@ Checkpoints (trainable weights as safetensors, optimizer, step) every ``checkpoi
 under ``OUT/checkpoints``; a rerun resumes from the newest. Loss per step goes to
 ``OUT/train_log.jsonl``; the finished model to ``OUT/model``.
 
+On several processes (``torchrun --nproc_per_node N -m somelvlm.cli train instruct ...`` or
+``accelerate launch``) the model trains under DDP: ``batch_size`` per process, each rank its slice
+of every global batch, rank 0 writing checkpoints and the model (``train/distributed.py``).
+
 When ``base`` is a pretrained Hugging Face VLM (LLaVA, Qwen2-VL, InstructBLIP: a local folder or a
 cached hub id whose config has a vision part), the same recipe runs on it: see ``instruct_vlm``.
 """
@@ -104,7 +108,8 @@ def build_model(config: InstructConfig):
 
 
 def load_quantized_lm(base: str):
-    """QLoRA's base: the LM in 4-bit NF4 (double quantisation, bf16 compute), ready for k-bit training."""
+    """QLoRA's base: the LM in 4-bit NF4 (double quantisation, bf16 compute), ready for k-bit training,
+    on this process's GPU (``LOCAL_RANK`` under torchrun / accelerate, else GPU 0)."""
     if not torch.cuda.is_available():
         raise RuntimeError("quantize: nf4 needs a CUDA GPU; use quantize: none on CPU")
     try:
@@ -113,11 +118,12 @@ def load_quantized_lm(base: str):
     except ImportError as e:
         raise ImportError("QLoRA needs the qlora extra: pip install 'somelvlm[qlora]'") from e
     from somelvlm.models.base_lm import resolve_base
+    from somelvlm.train.distributed import local_rank
 
     folder = resolve_base(base)
     bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                              bnb_4bit_compute_dtype=torch.bfloat16)
-    lm = AutoModelForCausalLM.from_pretrained(folder, quantization_config=bnb, device_map={"": 0},
+    lm = AutoModelForCausalLM.from_pretrained(folder, quantization_config=bnb, device_map={"": local_rank()},
                                               use_safetensors=True)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     if tokenizer.pad_token_id is None:
@@ -126,47 +132,62 @@ def load_quantized_lm(base: str):
 
 
 def train(config: InstructConfig, log: Callable[[str], None] = print) -> Path:
-    """Run one stage to the end (resuming from the newest checkpoint); returns the model folder."""
+    """Run one stage to the end (resuming from the newest checkpoint); returns the model folder.
+    Under torchrun / accelerate every rank trains its shard; rank 0 writes (``train/distributed.py``)."""
     from somelvlm.models.lvlm import image_features, save_lvlm
+    from somelvlm.train.distributed import distributed_run
     from somelvlm.train.instruct_vlm import is_hf_vlm, train_vlm
 
     if is_hf_vlm(config.base if config.stage == 1 else config.init):
         return train_vlm(config, log)
-    torch.set_num_threads(config.num_threads)
-    torch.manual_seed(config.seed)
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=1) + "\n", encoding="utf-8")
-    records = load_records(config)
-    model, tokenizer, base = build_model(config)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model.to(device)
-    items = [tokenize_record(tokenizer, r, model.num_image_tokens, config) for r in records]
-    if config.stage == 2:
-        feats = image_features([Path(config.data_root) / r["image"] for r in records])
-        for it, f in zip(items, feats):
-            it["feats"] = f
-    cut = sum(bool(it["truncated"]) for it in items)
-    log(f"stage {config.stage}: {len(items)} records ({cut} prompts truncated to fit {config.max_len} tokens)")
-    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    log(f"trainable weights: {sum(p.numel() for p in trainable.values()):,}")
-    optimizer, schedule, per_epoch, total, step = optimizer_and_resume(config, out, trainable, len(items), log)
-    model.train()
-    if config.stage == 2:
-        model.lm.eval()  # the frozen LM runs as at inference (no LoRA dropout); only the connector trains
+    with distributed_run() as dist:
+        log = dist.main_only(log)
+        torch.set_num_threads(config.num_threads)
+        torch.manual_seed(config.seed)
+        out = Path(config.out)
+        out.mkdir(parents=True, exist_ok=True)
+        if dist.is_main:
+            (out / "config.json").write_text(json.dumps(asdict(config), indent=1) + "\n", encoding="utf-8")
+        records = load_records(config)
+        model, tokenizer, base = build_model(config)
+        device = dist.device
+        model.to(device)
+        items = [tokenize_record(tokenizer, r, model.num_image_tokens, config) for r in records]
+        if config.stage == 2:
+            feats = image_features([Path(config.data_root) / r["image"] for r in records])
+            for it, f in zip(items, feats):
+                it["feats"] = f
+        cut = sum(bool(it["truncated"]) for it in items)
+        log(f"stage {config.stage}: {len(items)} records ({cut} prompts truncated to fit {config.max_len} tokens)")
+        trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        log(f"trainable weights: {sum(p.numel() for p in trainable.values()):,}")
+        if dist.enabled:
+            log(f"{dist.world} processes ({dist.device.split(':')[0]}): global batch "
+                f"{config.batch_size * dist.world * config.grad_accum} per step")
+        optimizer, schedule, per_epoch, total, step = optimizer_and_resume(config, out, trainable, len(items), log,
+                                                                           world=dist.world)
+        model.train()
+        if config.stage == 2:
+            model.lm.eval()  # the frozen LM runs as at inference (no LoRA dropout); only the connector trains
+        forward = dist.wrap(model)
 
-    def batch_loss(indices: list[int]) -> torch.Tensor:
-        batch = {k: v.to(device) for k, v in collate([items[i] for i in indices], tokenizer.pad_token_id).items()}
-        return sum(lm_loss(model, batch).values())
+        def batch_loss(indices: list[int]) -> torch.Tensor:
+            batch = {k: v.to(device) for k, v in collate([items[i] for i in indices], tokenizer.pad_token_id).items()}
+            return sum(lm_loss(forward, batch).values())
 
-    run_steps(config, out, items, trainable, optimizer, schedule, per_epoch, total, step, batch_loss)
-    meta = {"name": config.name, "base": base, "max_prompt_tokens": config.max_prompt_tokens,
-            "training": training_record(config, records, out)}
-    if config.stage == 2:
-        prev = json.loads((Path(config.init) / "config.json").read_text(encoding="utf-8"))
-        meta["training"] = {"stage1": prev.get("training", {}).get("stage1", prev.get("training")),
-                            "stage2": meta["training"]}
-    else:
-        meta["training"] = {"stage1": meta["training"]}
-    model.to("cpu")
-    return save_lvlm(out / "model", model, tokenizer, meta)
+        run_steps(config, out, items, trainable, optimizer, schedule, per_epoch, total, step, batch_loss, dist)
+        folder = out / "model"
+        if dist.is_main:
+            meta = {"name": config.name, "base": base, "max_prompt_tokens": config.max_prompt_tokens,
+                    "training": training_record(config, records, out)}
+            meta["training"]["world"] = dist.world
+            if config.stage == 2:
+                prev = json.loads((Path(config.init) / "config.json").read_text(encoding="utf-8"))
+                meta["training"] = {"stage1": prev.get("training", {}).get("stage1", prev.get("training")),
+                                    "stage2": meta["training"]}
+            else:
+                meta["training"] = {"stage1": meta["training"]}
+            model.to("cpu")
+            save_lvlm(folder, model, tokenizer, meta)
+        dist.barrier()  # the model folder is written before any rank returns it
+        return folder

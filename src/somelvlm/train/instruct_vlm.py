@@ -5,7 +5,8 @@ image-text-to-text model. Same recipe as ours: stage 1 puts LoRA (peft) on the l
 linear layers (QLoRA: NF4 base on CUDA) and trains on SoMeData records, text-only and (by default)
 with an image, through the model's own processor and chat template; labels are -100 on the prompt.
 Stage 2 tunes the model's own projector (``PROJECTORS``) on records with an image, the LM and its
-stage-1 adapter frozen. Checkpoints, resume, train_log.jsonl and progress bar as in ``instruct``.
+stage-1 adapter frozen. Checkpoints, resume, train_log.jsonl and progress bar as in ``instruct``,
+and like it on several processes under torchrun / accelerate (DDP; rank 0 writes).
 
 The saved ``OUT/model`` holds ``config.json`` (``backend: hf_vlm``, the base's name and digest), the
 peft ``adapter/`` and, after stage 2, ``projector.safetensors``: ``HFVisionGenerator(OUT/model)``
@@ -110,7 +111,8 @@ def load_vlm(config: InstructConfig):
 
 def load_quantized_vlm(source: str):
     """QLoRA's base: the VLM in 4-bit NF4 (double quantisation, bf16 compute), its projector and
-    LM head kept in full precision, ready for k-bit training."""
+    LM head kept in full precision, ready for k-bit training, on this process's GPU (``LOCAL_RANK``
+    under torchrun / accelerate, else GPU 0)."""
     if not torch.cuda.is_available():
         raise RuntimeError("quantize: nf4 needs a CUDA GPU; use quantize: none on CPU")
     try:
@@ -118,11 +120,13 @@ def load_quantized_vlm(source: str):
         from transformers import AutoConfig, AutoModelForImageTextToText, BitsAndBytesConfig
     except ImportError as e:
         raise ImportError("QLoRA needs the qlora extra: pip install 'somelvlm[qlora]'") from e
+    from somelvlm.train.distributed import local_rank
+
     model_type = AutoConfig.from_pretrained(source).model_type
     keep = [p.split(".")[-1] for p in PROJECTORS.get(model_type, ())] + ["lm_head"]
     bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                              bnb_4bit_compute_dtype=torch.bfloat16, llm_int8_skip_modules=keep)
-    model = AutoModelForImageTextToText.from_pretrained(source, quantization_config=bnb, device_map={"": 0},
+    model = AutoModelForImageTextToText.from_pretrained(source, quantization_config=bnb, device_map={"": local_rank()},
                                                         use_safetensors=True)
     return prepare_model_for_kbit_training(model)
 
@@ -191,7 +195,17 @@ def collate(items: list[dict], pixels: list[dict], pad_id: int) -> dict[str, tor
 
 def train_vlm(config: InstructConfig, log: Callable[[str], None] = print) -> Path:
     """Run one stage on a Hugging Face VLM to the end (resuming from the newest checkpoint); returns
-    the model folder."""
+    the model folder. Under torchrun / accelerate every rank trains its shard; rank 0 writes."""
+    from somelvlm.train.distributed import distributed_run
+
+    with distributed_run() as dist:
+        folder = _train_vlm(config, dist.main_only(log), dist)
+        dist.barrier()  # the model folder is written before any rank returns it
+        return folder
+
+
+def _train_vlm(config: InstructConfig, log: Callable[[str], None], dist) -> Path:
+    """``train_vlm``'s body on one rank of ``dist``."""
     from dataclasses import asdict
 
     from PIL import Image
@@ -202,13 +216,14 @@ def train_vlm(config: InstructConfig, log: Callable[[str], None] = print) -> Pat
     torch.manual_seed(config.seed)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=1) + "\n", encoding="utf-8")
+    if dist.is_main:
+        (out / "config.json").write_text(json.dumps(asdict(config), indent=1) + "\n", encoding="utf-8")
     records = load_records(config, both=config.stage == 1 and config.stage1_images)
     model, processor, base, prev = load_vlm(config)
     tokenizer = getattr(processor, "tokenizer", processor)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = dist.device
     quantized = config.stage == 1 and bool(base.get("quantized"))  # stage 2 loads the base unquantized
     if not quantized:  # a 4-bit base is already placed on the GPU by from_pretrained
         model.to(device)
@@ -238,7 +253,11 @@ def train_vlm(config: InstructConfig, log: Callable[[str], None] = print) -> Pat
         f"({cut} prompts truncated to fit {config.max_len} tokens)")
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     log(f"trainable weights: {sum(p.numel() for p in trainable.values()):,}")
-    optimizer, schedule, per_epoch, total, step = optimizer_and_resume(config, out, trainable, len(items), log)
+    if dist.enabled:
+        log(f"{dist.world} processes ({dist.device.split(':')[0]}): global batch "
+            f"{config.batch_size * dist.world * config.grad_accum} per step")
+    optimizer, schedule, per_epoch, total, step = optimizer_and_resume(config, out, trainable, len(items), log,
+                                                                       world=dist.world)
     if config.stage == 2:  # the frozen LM and adapter run as at inference; only the projector trains
         model.eval()
         for name, module in model.named_modules():
@@ -247,6 +266,7 @@ def train_vlm(config: InstructConfig, log: Callable[[str], None] = print) -> Pat
     else:
         model.train()
     image_processor = getattr(processor, "image_processor", None)
+    forward = dist.wrap(model)
 
     def pixels_of(it: dict) -> dict | None:
         image = image_of(it["record"])
@@ -259,10 +279,14 @@ def train_vlm(config: InstructConfig, log: Callable[[str], None] = print) -> Pat
         chosen = [items[i] for i in indices]
         pixels = [p for p in map(pixels_of, chosen) if p is not None]
         batch = {k: v.to(device) for k, v in collate(chosen, pixels, tokenizer.pad_token_id).items()}
-        return model(**batch).loss                                   # next-token CE on the answers
+        return forward(**batch).loss                                 # next-token CE on the answers
 
-    run_steps(config, out, items, trainable, optimizer, schedule, per_epoch, total, step, batch_loss)
+    run_steps(config, out, items, trainable, optimizer, schedule, per_epoch, total, step, batch_loss, dist)
+    folder = out / "model"
+    if not dist.is_main:
+        return folder
     record = training_record(config, kept, out)
+    record["world"] = dist.world
     training = {"stage1": record} if config.stage == 1 else \
         {"stage1": prev.get("training", {}).get("stage1"), "stage2": record}
     meta = {"backend": "hf_vlm", "name": config.name, "base": base, "adapter": "adapter",
@@ -270,7 +294,7 @@ def train_vlm(config: InstructConfig, log: Callable[[str], None] = print) -> Pat
             "max_prompt_tokens": config.max_prompt_tokens, "training": training}
     if not quantized:
         model.to("cpu")
-    return save_vlm(out / "model", model, meta, trainable if config.stage == 2 else None)
+    return save_vlm(folder, model, meta, trainable if config.stage == 2 else None)
 
 
 def save_vlm(folder: Path, model, meta: dict, projector: dict | None = None) -> Path:

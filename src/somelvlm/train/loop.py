@@ -12,11 +12,17 @@ checkpoints and resume, the epoch kept by validation, and the instruct recipes' 
   newest step checkpoint, and length-grouped steps with gradient accumulation, logging and
   checkpoints (``instruct`` on our LVLM and ``instruct_vlm`` on a Hugging Face VLM).
 
+Under torchrun / accelerate both take a ``Dist`` (``train/distributed.py``): a global batch is
+``batch_size * world`` items in one seeded order, each rank trains on its slice, the loss is
+scaled so DDP's gradient average equals one process on the whole batch, and rank 0 alone writes
+the log and the checkpoints, which every rank resumes from.
+
 torch is imported inside the functions, so recipe configs load without it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -147,13 +153,15 @@ def format_row(row: dict) -> str:
 
 
 # -- the instruct recipes' steps ---------------------------------------------------------------------
-def optimizer_and_resume(config: Any, out: Path, trainable: dict, n_items: int, log: Callable[[str], None]):
+def optimizer_and_resume(config: Any, out: Path, trainable: dict, n_items: int, log: Callable[[str], None],
+                         world: int = 1):
     """AdamW with linear warmup and decay over the run, restored from the newest checkpoint under
-    ``out`` when there is one. Returns (optimizer, schedule, steps per epoch, total steps, step)."""
+    ``out`` when there is one (every rank reads it). ``world`` processes each take ``batch_size``
+    items of a step's batches. Returns (optimizer, schedule, steps per epoch, total steps, step)."""
     import torch
 
     optimizer = torch.optim.AdamW(trainable.values(), lr=config.lr, weight_decay=config.weight_decay)
-    per_epoch = math.ceil(n_items / config.batch_size / config.grad_accum)
+    per_epoch = math.ceil(n_items / (config.batch_size * world) / config.grad_accum)
     total = min(config.max_steps or per_epoch * config.epochs, per_epoch * config.epochs)
     schedule = warmup_linear(optimizer, config.warmup_steps, total, decay="run")
     step = 0
@@ -165,38 +173,59 @@ def optimizer_and_resume(config: Any, out: Path, trainable: dict, n_items: int, 
 
 
 def run_steps(config: Any, out: Path, items: list[dict], trainable: dict, optimizer, schedule, per_epoch: int,
-              total: int, step: int, batch_loss: Callable[[list[int]], Any]) -> None:
+              total: int, step: int, batch_loss: Callable[[list[int]], Any], dist=None) -> None:
     """The optimizer steps from ``step`` to ``total``: length-grouped batches (the same order for a
     resumed run), gradient accumulation, clipping, a progress bar, loss log lines and checkpoints.
-    ``batch_loss(indices)`` is the mean next-token loss of one batch of ``items``."""
+    ``batch_loss(indices)`` is the mean next-token loss of one batch of ``items`` (through the
+    DDP-wrapped model under ``dist``). With ``dist`` of several ranks each global batch of
+    ``batch_size * world`` items is sharded by rank, each rank's loss weighted by its answer tokens,
+    the logged loss is the global batch's, and rank 0 alone writes the log and checkpoints."""
     from tqdm import tqdm
 
-    bar = tqdm(total=total, initial=step, desc=f"stage {config.stage}", unit="step")
+    from somelvlm.train.distributed import Dist
+
+    dist = dist or Dist()
+    bar = tqdm(total=total, initial=step, desc=f"stage {config.stage}", unit="step", disable=not dist.is_main)
     t0 = time.perf_counter()
-    with (out / "train_log.jsonl").open("a", encoding="utf-8") as logf:
+    with (out / "train_log.jsonl").open("a", encoding="utf-8") if dist.is_main else contextlib.nullcontext() as logf:
         while step < total:
             epoch, within = divmod(step, per_epoch)
-            batches = length_grouped_batches(items, config.batch_size, config.seed + epoch)
+            batches = length_grouped_batches(items, config.batch_size * dist.world, config.seed + epoch)
             for s in range(within, per_epoch):
                 if step >= total:
                     break
                 loss_sum = 0.0
-                for b in batches[s * config.grad_accum:(s + 1) * config.grad_accum]:
-                    loss = batch_loss(b) / config.grad_accum
-                    loss.backward()
+                micro = batches[s * config.grad_accum:(s + 1) * config.grad_accum]
+                for k, b in enumerate(micro):
+                    local, padding = dist.shard(b)
+                    with dist.no_sync(last=k == len(micro) - 1):
+                        loss = batch_loss(local)
+                        if dist.enabled:
+                            loss = dist.scale(loss, 0 if padding else answer_tokens(items, local),
+                                              answer_tokens(items, b))
+                        loss = loss / config.grad_accum
+                        loss.backward()
                     loss_sum += float(loss.detach())
+                loss_sum = dist.all_reduce_mean(loss_sum)
                 apply_step(optimizer, trainable.values(), schedule, clip=1.0)
                 step += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_sum:.3f}")
-                if step % config.log_every == 0 or step == total:
+                if logf is not None and (step % config.log_every == 0 or step == total):
                     logf.write(json.dumps({"step": step, "epoch": epoch, "lm": round(loss_sum, 4),
                                            "lr": schedule.get_last_lr()[0],
                                            "sec": round(time.perf_counter() - t0, 1)}) + "\n")
                     logf.flush()
-                if step % config.checkpoint_every == 0 or step == total:
+                if dist.is_main and (step % config.checkpoint_every == 0 or step == total):
                     save_step_checkpoint(out / "checkpoints", step, trainable, optimizer, schedule)
     bar.close()
+    dist.barrier()  # the last checkpoint is on disk before any rank goes on
+
+
+def answer_tokens(items: list[dict], indices: list[int]) -> int:
+    """Positions a next-token loss is taken over in these items: labels after the first that are
+    not -100 (the denominator of the mean loss of their batch)."""
+    return sum(sum(1 for t in items[i]["labels"][1:] if t != -100) for i in indices)
 
 
 def length_grouped_batches(items: list[dict], size: int, seed: int) -> list[list[int]]:
