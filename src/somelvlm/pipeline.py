@@ -289,22 +289,23 @@ class Pipeline:
             config = GenerationConfig(max_new_tokens=max_new_tokens or task.answer_tokens)
             for start in range(0, len(idx), self.batch_size):
                 chunk = idx[start:start + self.batch_size]
-                prompts = [task.render(index, items[i][0].text, _prompt_meta(items[i][0])) for i in chunk]
+                prompts = [_prompt(task, index, items[i][0]) for i in chunk]
                 images = [items[i][0].image if task.modality != "text" and reads_images else None for i in chunk]
                 answers = self.generator.generate(prompts, images if any(im is not None for im in images) else None,
                                                   config)
-                for i, raw in zip(chunk, answers):
-                    out[i] = answer_of(task, raw)
+                for i, raw, prompt in zip(chunk, answers, prompts):
+                    out[i] = answer_of(task, raw, prompt)
         return out
 
 
-def answer_of(task, raw: str) -> dict:
+def answer_of(task, raw: str, prompt: str | None = None) -> dict:
     """A model's answer as a prediction: ``{"answer": raw}`` plus ``label`` for classification
     (``invalid`` when it names no label), ``value`` for ratings, or ``text`` for generation
-    (empty, with ``"invalid": true``, when the answer is empty)."""
+    (empty, with ``"invalid": true``, when the answer is empty). ``prompt``: the question asked, whose
+    choice list fixes what a lettered or numbered answer means."""
     from somelvlm.taxonomy.parser import INVALID, parse_answer
 
-    parsed = parse_answer(task, raw)
+    parsed = parse_answer(task, raw, prompt)
     if task.kind == "classification":
         return {"answer": raw, "label": parsed}
     if task.kind == "regression":
@@ -325,8 +326,11 @@ def _shape(spec) -> tuple[int, ...]:
     return (len(spec.groups), len(spec.labels)) if spec.groups else (len(spec.labels),)
 
 
-def _prompt_meta(post: Post) -> dict[str, str]:
-    return dict(post.meta or {})
+def _prompt(task, index: int, post: Post) -> str:
+    """The task's prompt ``index`` for the post; a published prompt kept in ``post.meta["prompt"]``
+    (SoMeLVLM's own test items) is asked word for word."""
+    meta = dict(post.meta or {})
+    return meta["prompt"] if meta.get("prompt") else task.render(index, post.text, meta)
 
 
 def _is_model(obj: Any) -> bool:

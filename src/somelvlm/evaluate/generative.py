@@ -58,13 +58,14 @@ def score_task(task_name: str, records: list[dict], answers: list[str]) -> dict:
     out: dict = {"n": len(records), "empty": sum(not a.strip() for a in answers)}
     if task.kind == "classification":
         gold = [r["target"] for r in records]
-        pred = [parse_answer(task, a) for a in answers]
+        pred = [parse_answer(task, a, _prompt_of(r)) for r, a in zip(records, answers)]
         for m in ("accuracy", "acc_star", "valid_share"):
             out[m] = score(m, gold, pred)
         out.update(task_metrics(task_name, gold, pred))
         return out
     if task.kind == "regression":
-        pairs = [(float(r["target"]), v) for r, v in zip(records, (parse_answer(task, a) for a in answers))
+        pairs = [(float(r["target"]), v) for r, v in zip(records, (parse_answer(task, a, _prompt_of(r)) for r, a in
+                                                                   zip(records, answers)))
                  if isinstance(v, (int, float))]
         out["valid_share"] = 100.0 * len(pairs) / max(1, len(records))
         if pairs:
@@ -78,6 +79,14 @@ def score_task(task_name: str, records: list[dict], answers: list[str]) -> dict:
         elif m.name == "hashtag_f1":
             out[m.name] = score(m.name, [g[0] for g in gold], hyps)
     return out
+
+
+def _prompt_of(record: dict) -> str | None:
+    """The question a record asked (its ``prompt``, else its first conversation turn), if known."""
+    if record.get("prompt"):
+        return record["prompt"]
+    turns = record.get("conversations") or []
+    return turns[0].get("value") if turns and isinstance(turns[0], dict) else None
 
 
 def tokens(text: str) -> list[str]:

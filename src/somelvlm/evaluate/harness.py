@@ -34,15 +34,14 @@ def evaluate_model(model, tasks: list[str], data_root: Path, split: str = "test"
     pipeline = model if isinstance(model, Pipeline) else Pipeline(model, tasks, multimodal=False)
     heads = set(pipeline.head_tasks)
     head_tasks = [t for t in tasks if t in heads]
-    data = load_items(Path(data_root), [t for t in tasks if _has_head_items(t)])
+    data = load_items(Path(data_root), head_tasks)
     results: dict = {}
     for n_done, name in enumerate(tasks):
         if progress is not None:
             progress(name, n_done, len(tasks))
         start = time.perf_counter()
         if name not in head_tasks:
-            results[name] = _evaluate_by_generation(pipeline, name, data.get(name), Path(data_root), split, limit,
-                                                    prompt_index)
+            results[name] = _evaluate_by_generation(pipeline, name, Path(data_root), split, limit, prompt_index)
             results[name]["seconds"] = round(time.perf_counter() - start, 2)
             continue
         items = cap(data[name].get(split, []), limit, seed=0)
@@ -66,36 +65,25 @@ def evaluate_model(model, tasks: list[str], data_root: Path, split: str = "test"
     return summary
 
 
-def _has_head_items(task_name: str) -> bool:
-    from somelvlm.taxonomy.registry import get_task
-
-    return get_task(task_name).kind in ("classification", "regression")
-
-
-def _evaluate_by_generation(pipeline, name: str, items, data_root: Path, split: str, limit: int | None,
+def _evaluate_by_generation(pipeline, name: str, data_root: Path, split: str, limit: int | None,
                             prompt_index: int) -> dict:
     """Score a task answered by the generator: parsed labels (Acc, Acc*, valid share and the task's
     metrics, an invalid answer counting as wrong) or texts (BLEU, ROUGE-L, hashtag F1 vs references)."""
     from somelvlm.data.head_items import cap
     from somelvlm.evaluate.generative import score_task
-    from somelvlm.taxonomy.heads import STANCE_TARGETS
+    from somelvlm.pipeline import _prompt
     from somelvlm.taxonomy.registry import get_task
 
     task = get_task(name)
-    if task.kind == "generation":
-        examples = cap(_generation_examples(name, data_root, split), limit, seed=0)
-        posts = [Post(id=str(i), text=ex.text) for i, (ex, _) in enumerate(examples)]
-        gold = [refs for _, refs in examples]
-    else:
-        chosen = cap((items or {}).get(split, []), limit, seed=0)
-        spec = pipeline.spec(name)
-        posts = [Post(id=str(i), text=it.text, meta={"target": STANCE_TARGETS[it.group]} if it.group >= 0 else None)
-                 for i, it in enumerate(chosen)]
-        gold = [it.target if spec.kind == "regression" else spec.labels[it.target] for it in chosen]
+    examples = cap(_task_examples(name, data_root, split), limit, seed=0)
+    posts = [Post(id=str(i), text=ex.text, meta=dict(ex.meta) or None) for i, (ex, _) in enumerate(examples)]
+    gold = [g for _, g in examples]
     if not posts:
         return {"n": 0, "note": f"no {split} items"}
     answers, errors = _answers(pipeline, name, posts, prompt_index)
-    records = [{"references": g} if task.kind == "generation" else {"target": g} for g in gold]
+    prompts = [_prompt(task, prompt_index, p) for p in posts]
+    records = [{"references": g, "prompt": q} if task.kind == "generation" else {"target": g, "prompt": q}
+               for g, q in zip(gold, prompts)]
     row = {k: round(v, 2) if isinstance(v, float) else v for k, v in score_task(name, records, answers).items()}
     return {**row, "by": "generation", **({"errors": errors} if errors else {})}
 
@@ -122,18 +110,28 @@ def _answers(pipeline, name: str, posts: list[Post], prompt_index: int) -> tuple
     return answers, errors
 
 
-def _generation_examples(task_name: str, data_root: Path, split: str) -> list[tuple]:
-    """``(example, references)`` of a generation task's split, from every source the task names."""
+def _task_examples(task_name: str, data_root: Path, split: str) -> list[tuple]:
+    """``(example, gold)`` of a task's split from every source it names, SoMeLVLM's published test files
+    included: gold is the label (classification), the number (ratings) or every reference (generation)."""
     from somelvlm.data.report import DataReport
     from somelvlm.data.sources import load_source
     from somelvlm.taxonomy.registry import get_task
 
+    task = get_task(task_name)
     out = []
-    for source in sorted({s.name for s in get_task(task_name).sources} - {"somelvlm_testset"}):
+    for source in sorted({s.name for s in task.sources}):
         for ex in load_source(source, data_root, DataReport()):
-            if ex.task == task_name and ex.split == split and ex.text:
-                refs = json.loads(ex.meta["references"]) if ex.meta.get("references") else [str(ex.target)]
-                out.append((ex, refs))
+            if ex.task != task_name or ex.split != split or not (ex.text or "").strip():
+                continue
+            if task.kind == "generation":
+                gold = json.loads(ex.meta["references"]) if ex.meta.get("references") else [str(ex.target)]
+            elif task.kind == "regression":
+                gold = float(ex.target)
+            elif ex.target in task.labels:
+                gold = ex.target
+            else:
+                continue
+            out.append((ex, gold))
     return out
 
 
