@@ -152,13 +152,13 @@ def test_bad_rows_become_error_records_and_the_rest_go_on(tmp_path):
     out = tmp_path / "out.jsonl"
     summary = quiet(source, out, length, RunConfig(batch_size=4, limits=Limits(max_text_chars=50_000)))
     got = records(out)
-    assert [r["id"] for r in got] == ["ok1", "empty", "huge", "zero", "corrupt", "notimg", "gone", "url", "row-9",
-                                      "ok2", "utf", "row-12", "ok3"]  # input order, ids unique
+    assert [r["id"] for r in got] == ["ok1", "empty", "huge", "zero", "corrupt", "notimg", "gone", "url", "line:9",
+                                      "ok2", "utf", "line:12", "ok3"]  # input order, ids unique
     errors = {r["id"]: (r["line"], r["error"]["reason"]) for r in got if "error" in r}
     assert errors == {"empty": (2, "empty post"), "huge": (3, "text too long"), "zero": (4, "empty image"),
                       "corrupt": (5, "corrupt image"), "notimg": (6, "not an image"), "gone": (7, "missing image"),
-                      "url": (8, "remote image"), "row-9": (9, "duplicate id"), "utf": (11, "invalid UTF-8"),
-                      "row-12": (12, "malformed JSON")}
+                      "url": (8, "remote image"), "line:9": (9, "duplicate id"), "utf": (11, "invalid UTF-8"),
+                      "line:12": (12, "malformed JSON")}
     assert all(set(r) == {"id", "line", "error"} and set(r["error"]) == {"reason", "message"} and r["error"]["message"]
                for r in got if "error" in r)
     assert "100000 characters" in got[2]["error"]["message"] and "ok1" in got[8]["error"]["message"]
