@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import re
+import stat
+import unicodedata
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,13 @@ if TYPE_CHECKING:
 
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc", "Zs", "Zl", "Zp"})
+_FILLERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+"""Letters that render as nothing (Hangul fillers, the blank Braille pattern)."""
+
+MODEL_IMAGE_SIDE = 1280
+"""Longest side, in pixels, an image is decoded to for the models (``load_image(max_side=...)``):
+the image encoder reads 224-256 px, OCR reads at most this (``features.ocr.OCR_MAX_SIDE``)."""
 
 
 class PostError(ValueError):
@@ -75,24 +84,45 @@ def clean_text(value: str | bytes | None, limits: Limits = DEFAULT_LIMITS) -> st
     value = value.replace("\x00", "").strip()
     if len(value) > limits.max_text_chars:
         raise PostError("text too long", f"{len(value)} characters, the limit is {limits.max_text_chars}")
+    if value and is_invisible(value):
+        return None
     return value or None
 
 
-def load_image(source: bytes | Path | str, limits: Limits = DEFAULT_LIMITS) -> Image:
+def is_invisible(text: str) -> bool:
+    """Whether ``text`` shows nothing: only spaces, zero-width characters (U+200B, joiners, BOM),
+    controls and filler letters."""
+    return all(c in _FILLERS or unicodedata.category(c) in _INVISIBLE_CATEGORIES for c in text)
+
+
+def load_image(source: bytes | Path | str, limits: Limits = DEFAULT_LIMITS, max_side: int | None = None) -> Image:
     """Decode an image into RGB, safely.
 
     ``source`` is the file's bytes or a local path (callers that serve requests pass bytes only).
     Animated images give their first frame; EXIF rotation is applied; CMYK, palette, 16-bit and
     alpha images are converted (transparency over white).
+
+    ``max_side``: the image comes back with its longest side at most this many pixels, and is
+    reduced while it is decoded: a JPEG is decoded at 1/2, 1/4 or 1/8 scale by the decoder itself
+    (``draft``), other formats are reduced right after decoding, so a batch of huge images holds
+    only small ones (a 50 MP JPEG at ``max_side=1280`` never exists at full size in memory).
     """
     from PIL import Image as PILImage
     from PIL import ImageOps, UnidentifiedImageError
 
     if isinstance(source, (str, Path)):
         path = Path(source)
-        if not path.is_file():
-            raise PostError("missing image", f"{path} does not exist")
-        size = path.stat().st_size
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            raise PostError("missing image", f"{path} does not exist") from None
+        except OSError as err:
+            raise PostError("unreadable image", f"{path}: {err.strerror or err}") from None
+        if stat.S_ISDIR(info.st_mode):
+            raise PostError("not a regular file", f"{path} is a directory, not an image file")
+        if not stat.S_ISREG(info.st_mode):
+            raise PostError("not a regular file", f"{path} is not a regular file (a device, pipe or socket)")
+        size = info.st_size
         if size > limits.max_image_bytes:
             raise PostError("image too large", f"{size} bytes, the limit is {limits.max_image_bytes}")
         data = path.read_bytes()
@@ -112,7 +142,12 @@ def load_image(source: bytes | Path | str, limits: Limits = DEFAULT_LIMITS) -> I
                                 f"{limits.max_image_pixels} pixels")
             if getattr(img, "is_animated", False):
                 img.seek(0)
+            if max_side and max(width, height) > max_side and img.format == "JPEG":
+                scale = max_side / max(width, height)
+                img.draft(None, (max(1, int(width * scale)), max(1, int(height * scale))))
             img.load()
+            if max_side and img.mode in _RESIZABLE_MODES:
+                img = _shrink(img, max_side)
     except PostError:
         raise
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as err:
@@ -121,7 +156,24 @@ def load_image(source: bytes | Path | str, limits: Limits = DEFAULT_LIMITS) -> I
         raise PostError("not an image", "the bytes are not an image format Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise PostError("corrupt image", str(err) or type(err).__name__) from None
-    return to_rgb(ImageOps.exif_transpose(img))
+    img = to_rgb(ImageOps.exif_transpose(img))
+    return _shrink(img, max_side) if max_side else img
+
+
+_RESIZABLE_MODES = frozenset({"RGB", "RGBA", "L", "LA", "CMYK"})
+"""Modes reduced before the RGB conversion (smaller to convert); others are converted first."""
+
+
+def _shrink(img: Image, max_side: int) -> Image:
+    """``img`` with its longest side at most ``max_side`` (aspect kept; box-reduced, then bicubic)."""
+    from PIL import Image as PILImage
+
+    width, height = img.size
+    if max(width, height) <= max_side:
+        return img
+    scale = max_side / max(width, height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return img.resize(size, PILImage.BICUBIC, reducing_gap=2.0)
 
 
 def to_rgb(img: Image) -> Image:

@@ -10,12 +10,20 @@ ends: the existing ``OUT`` rows (minus ids the journal holds again) and then the
 temp file in the same folder, renamed over ``OUT`` with ``os.replace``; only then is the journal
 removed. Nested dicts become dotted columns (``emotion.probs.joy``); lists and columns of mixed
 kinds are stored as JSON text.
+
+Temp files are named ``.NAME.PID.tmp`` beside the file they replace. A kill between writing one
+and renaming it leaves it behind; the next run on the same OUT removes them
+(``remove_stale_temps``), once it holds the journal's lock, so no other run can be writing them.
+
+Record ids: a row's own id, or ``line:N`` for a row without one (``readers``), so error records of
+unreadable rows never take a user's id.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -60,6 +68,7 @@ def open_journal(path: Path, *, retry_errors: bool = False) -> tuple[BinaryIO, s
         _lock(f, path)
         if new:
             _fsync_dir(path.parent)
+        remove_stale_temps(path)
         ids, error_ids, end = _scan(path)
         if end < os.fstat(f.fileno()).st_size:
             os.ftruncate(f.fileno(), end)
@@ -125,7 +134,7 @@ def _scan(path: Path) -> tuple[set[str], set[str], int]:
 
 def _drop_errors(path: Path, f: BinaryIO) -> BinaryIO:
     """Rewrite ``path`` without its error records (temp file + rename); returns the new handle."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temp_path(path)
     new = tmp.open("wb")
     try:
         _lock(new, tmp)
@@ -143,6 +152,30 @@ def _drop_errors(path: Path, f: BinaryIO) -> BinaryIO:
         raise
     f.close()
     return new
+
+
+def temp_path(path: Path) -> Path:
+    """The temp file this process writes before renaming it over ``path``."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove the ``.NAME.PID.tmp`` files that killed runs left beside ``path``; returns them.
+
+    Call only while holding ``path``'s journal lock: then no other run can be writing one.
+    """
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.tmp")
+    removed = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match and int(match.group(1)) != os.getpid() and entry.is_file(follow_symlinks=False):
+            Path(entry.path).unlink(missing_ok=True)
+            removed.append(Path(entry.path))
+    return removed
 
 
 def _lock(f: BinaryIO, path: Path) -> None:
@@ -276,7 +309,7 @@ def finish_parquet(journal: Path, out: Path) -> None:
     as_json = {name for name, typ in fields.items()  # string columns holding other kinds: JSON text
                if pa.types.is_string(typ) and kinds.get(name, {"str"}) - {"str", "null"}}
 
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp = temp_path(out)
     try:
         with pq.ParquetWriter(tmp, schema) as writer:
             if old is not None:
