@@ -147,7 +147,7 @@ def load_image(source: bytes | Path | str, limits: Limits = DEFAULT_LIMITS, max_
                 img.draft(None, (max(1, int(width * scale)), max(1, int(height * scale))))
             img.load()
             if max_side and img.mode in _RESIZABLE_MODES:
-                img = _shrink(img, max_side)
+                img = shrink(img, max_side)
     except PostError:
         raise
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as err:
@@ -157,14 +157,14 @@ def load_image(source: bytes | Path | str, limits: Limits = DEFAULT_LIMITS, max_
     except (OSError, SyntaxError, ValueError) as err:
         raise PostError("corrupt image", str(err) or type(err).__name__) from None
     img = to_rgb(ImageOps.exif_transpose(img))
-    return _shrink(img, max_side) if max_side else img
+    return shrink(img, max_side) if max_side else img
 
 
 _RESIZABLE_MODES = frozenset({"RGB", "RGBA", "L", "LA", "CMYK"})
 """Modes reduced before the RGB conversion (smaller to convert); others are converted first."""
 
 
-def _shrink(img: Image, max_side: int) -> Image:
+def shrink(img: Image, max_side: int) -> Image:
     """``img`` with its longest side at most ``max_side`` (aspect kept; box-reduced, then bicubic)."""
     from PIL import Image as PILImage
 
