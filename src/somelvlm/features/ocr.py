@@ -11,10 +11,11 @@ memes (Hindi-English, ground-truth captions) bag-of-words F1 against the caption
 0.85 (20 memes; the threshold 0.02 was picked on 20 other memes: 0.2 -> 0.70, 0.1 -> 0.81,
 0.05 -> 0.85, 0.02 -> 0.86, 0.01 -> 0.86, 0.003 -> 0.85).
 
-Large images are read downscaled: the longest side at most ``max_side`` (``OCR_MAX_SIDE``, 960 px)
-before detection, since PP-OCR's detector works at 736-960 px anyway and a 21 MP photo meme took
-5.5 s at full size (RapidOCR only caps it at 2000 px); box corners are given back in the original
-image's pixels. Word F1 against the captions and speed before / after:
+Large images are read downscaled: the shorter side reduced to at most ``short_side``
+(``OCR_SHORT_SIDE``, 736 px, the detector's own input size: PP-OCR's ``limit_side_len`` enlarges
+smaller images to it) before detection. A 21 MP photo meme took 5.5 s at full size (RapidOCR only
+caps the longer side at 2000 px); reduced, it costs what a small meme costs. Box corners are given
+back in the original image's pixels. Word F1 against the captions and speed before / after:
 ``benchmarks/results/ocr_downscale.md`` (``benchmarks/ocr_downscale.py``).
 
 >>> MemeOCR().read(load_image("meme.png"))
@@ -34,8 +35,8 @@ if TYPE_CHECKING:
 
 CODE_VERSION = "1"
 """Bump when the code changes the output for the same models (invalidates cached text)."""
-OCR_MAX_SIDE = 960
-"""Longest side, in pixels, of the image the OCR reads (larger images are reduced first)."""
+OCR_SHORT_SIDE = 736
+"""Shorter side, in pixels, of the image the OCR reads at most (larger images are reduced first)."""
 
 
 @dataclass(frozen=True)
@@ -124,22 +125,22 @@ class MemeOCR:
 
     def __init__(self, restore_spaces: bool = True, space_threshold: float = 0.02,
                  min_score: float = 0.5, batch_size: int = 8, num_threads: int | None = None,
-                 max_side: int | None = OCR_MAX_SIDE) -> None:
+                 short_side: int | None = OCR_SHORT_SIDE) -> None:
         """``space_threshold``: space probability between two letters above which a space is
         inserted (``restore_spaces=False`` keeps the recogniser's own output). ``min_score``: lines
         recognised with a lower mean confidence are dropped. ``num_threads``: onnxruntime threads
-        per model (default: all cores). ``max_side``: larger images are reduced to this longest
-        side before reading (None: read at full size)."""
-        if max_side is not None and max_side < 64:
-            raise ValueError(f"max_side must be at least 64 pixels (or None), got {max_side}")
+        per model (default: all cores). ``short_side``: images whose shorter side is larger are
+        reduced to it before reading, aspect kept (None: read at full size)."""
+        if short_side is not None and short_side < 64:
+            raise ValueError(f"short_side must be at least 64 pixels (or None), got {short_side}")
         self.restore_spaces = restore_spaces
         self.space_threshold = space_threshold
         self.min_score = min_score
         self.batch_size = batch_size
         self.num_threads = num_threads
-        self.max_side = max_side
+        self.short_side = short_side
         spaces = f"spaces>{space_threshold}" if restore_spaces else "spaces=model"
-        side = "" if max_side is None else f";max_side={max_side}"
+        side = "" if short_side is None else f";short_side={short_side}"
         self.config = (f"code={CODE_VERSION};{package_version('rapidocr-onnxruntime')};"
                        f"{spaces};min_score={min_score};order=rows{side}")
         self._engine = None
@@ -159,15 +160,17 @@ class MemeOCR:
 
     def read_lines(self, image: Image) -> list[Line]:
         """The detected text boxes in reading order (corners in ``image``'s own pixels)."""
-        from ..posts import shrink, to_rgb
+        from PIL import Image as PILImage
+
+        from ..posts import to_rgb
 
         engine = self._load()
         image = image if image.mode == "RGB" else to_rgb(image)
         scale = 1.0
-        if self.max_side is not None and max(image.size) > self.max_side:
-            width = image.size[0]
-            image = shrink(image, self.max_side)
-            scale = width / image.size[0]
+        if self.short_side is not None and min(image.size) > self.short_side:
+            scale = min(image.size) / self.short_side
+            size = (max(1, round(image.size[0] / scale)), max(1, round(image.size[1] / scale)))
+            image = image.resize(size, PILImage.BICUBIC, reducing_gap=2.0)
         result, _ = engine(image, text_score=self.min_score)
         lines = [Line(text=str(text).strip(), score=float(score),
                       box=tuple((float(x) * scale, float(y) * scale) for x, y in box))
