@@ -127,14 +127,13 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ocr_downscale.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n",
                                                  encoding="utf-8")
-    lines = ["# OCR on a downscaled image", "",
-             f"`python benchmarks/ocr_downscale.py` on {report['machine']}, onnxruntime threads {args.threads}, "
+    intro = (f"`python benchmarks/ocr_downscale.py` on {report['machine']}, onnxruntime threads {args.threads}, "
              f"load average {load:.1f} at the end (wall times grow with it; CPU seconds do not); "
              f"after = `MemeOCR()` (shorter side at most {OCR_SHORT_SIDE} px), before = `MemeOCR(short_side=None)`. "
-             "Word F1 = bag-of-words F1 of OCR text vs the caption, mean over memes.", "",
-             "| images | n | word F1 before | word F1 after | s/meme before | s/meme after | CPU s/meme before "
-             "| CPU s/meme after |",
-             "|---|---|---|---|---|---|---|---|"]
+             "Word F1 = bag-of-words F1 of OCR text vs the caption, mean over memes.")
+    header = ("| images | n | word F1 before | word F1 after | s/meme before | s/meme after | CPU s/meme before "
+              "| CPU s/meme after |")
+    lines = ["# OCR on a downscaled image", "", intro, "", header, "|---|---|---|---|---|---|---|---|"]
     for set_name, by_reader in results.items():
         before, after = by_reader.values()
         lines.append(f"| {set_name} | {after['n']} | {before['word_f1']:.3f} | {after['word_f1']:.3f} | "

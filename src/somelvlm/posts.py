@@ -26,9 +26,12 @@ _INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc", "Zs", "Zl", "Zp"})
 _FILLERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 """Letters that render as nothing (Hangul fillers, the blank Braille pattern)."""
 
-MODEL_IMAGE_SIDE = 1280
-"""Longest side, in pixels, an image is decoded to for the models (``load_image(max_side=...)``):
-the image encoder reads 224-256 px, OCR reads at most this (``features.ocr.OCR_MAX_SIDE``)."""
+MODEL_IMAGE_SHORT_SIDE = 768
+"""Shorter side, in pixels, an image is decoded to at most for the models (``load_image(short_side=)``):
+the image encoder reads 224-256 px, the OCR detector 736 (``features.ocr.OCR_SHORT_SIDE``)."""
+MODEL_IMAGE_LONG_SIDE = 2048
+"""Longer side, in pixels, an image is decoded to at most (bounds very tall or wide images; RapidOCR
+caps at 2000 itself)."""
 
 
 class PostError(ValueError):
@@ -95,17 +98,19 @@ def is_invisible(text: str) -> bool:
     return all(c in _FILLERS or unicodedata.category(c) in _INVISIBLE_CATEGORIES for c in text)
 
 
-def load_image(source: bytes | Path | str, limits: Limits = DEFAULT_LIMITS, max_side: int | None = None) -> Image:
+def load_image(source: bytes | Path | str, limits: Limits = DEFAULT_LIMITS, max_side: int | None = None,
+               short_side: int | None = None) -> Image:
     """Decode an image into RGB, safely.
 
     ``source`` is the file's bytes or a local path (callers that serve requests pass bytes only).
     Animated images give their first frame; EXIF rotation is applied; CMYK, palette, 16-bit and
     alpha images are converted (transparency over white).
 
-    ``max_side``: the image comes back with its longest side at most this many pixels, and is
-    reduced while it is decoded: a JPEG is decoded at 1/2, 1/4 or 1/8 scale by the decoder itself
-    (``draft``), other formats are reduced right after decoding, so a batch of huge images holds
-    only small ones (a 50 MP JPEG at ``max_side=1280`` never exists at full size in memory).
+    ``max_side`` / ``short_side``: the image comes back with its longer / shorter side at most
+    this many pixels (aspect kept), and is reduced while it is decoded: a JPEG is decoded at 1/2,
+    1/4 or 1/8 scale by the decoder itself (``draft``), other formats are reduced right after
+    decoding, so a batch of huge images holds only small ones (a 50 MP JPEG at ``short_side=768``
+    never exists at full size in memory).
     """
     from PIL import Image as PILImage
     from PIL import ImageOps, UnidentifiedImageError
@@ -142,12 +147,12 @@ def load_image(source: bytes | Path | str, limits: Limits = DEFAULT_LIMITS, max_
                                 f"{limits.max_image_pixels} pixels")
             if getattr(img, "is_animated", False):
                 img.seek(0)
-            if max_side and max(width, height) > max_side and img.format == "JPEG":
-                scale = max_side / max(width, height)
+            scale = fit_scale(width, height, max_side, short_side)
+            if scale < 1 and img.format == "JPEG":
                 img.draft(None, (max(1, int(width * scale)), max(1, int(height * scale))))
             img.load()
-            if max_side and img.mode in _RESIZABLE_MODES:
-                img = shrink(img, max_side)
+            if scale < 1 and img.mode in _RESIZABLE_MODES:
+                img = shrink(img, max_side, short_side)
     except PostError:
         raise
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as err:
@@ -157,21 +162,32 @@ def load_image(source: bytes | Path | str, limits: Limits = DEFAULT_LIMITS, max_
     except (OSError, SyntaxError, ValueError) as err:
         raise PostError("corrupt image", str(err) or type(err).__name__) from None
     img = to_rgb(ImageOps.exif_transpose(img))
-    return shrink(img, max_side) if max_side else img
+    return shrink(img, max_side, short_side)
 
 
 _RESIZABLE_MODES = frozenset({"RGB", "RGBA", "L", "LA", "CMYK"})
 """Modes reduced before the RGB conversion (smaller to convert); others are converted first."""
 
 
-def shrink(img: Image, max_side: int) -> Image:
-    """``img`` with its longest side at most ``max_side`` (aspect kept; box-reduced, then bicubic)."""
+def fit_scale(width: int, height: int, max_side: int | None = None, short_side: int | None = None) -> float:
+    """The factor (at most 1) that brings the longer side to ``max_side`` and the shorter to
+    ``short_side`` at most (None: no bound)."""
+    scale = 1.0
+    if max_side:
+        scale = min(scale, max_side / max(width, height))
+    if short_side:
+        scale = min(scale, short_side / min(width, height))
+    return scale
+
+
+def shrink(img: Image, max_side: int | None = None, short_side: int | None = None) -> Image:
+    """``img`` reduced by ``fit_scale`` (aspect kept; box-reduced, then bicubic); never enlarged."""
     from PIL import Image as PILImage
 
     width, height = img.size
-    if max(width, height) <= max_side:
+    scale = fit_scale(width, height, max_side, short_side)
+    if scale >= 1:
         return img
-    scale = max_side / max(width, height)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return img.resize(size, PILImage.BICUBIC, reducing_gap=2.0)
 

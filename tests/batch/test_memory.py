@@ -46,9 +46,9 @@ def test_a_batch_of_64_images_of_50_megapixels_stays_under_1_5_gb(tmp_path):
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     (tmp_path / "job.py").write_text(JOB, encoding="utf-8")
     done = subprocess.run([sys.executable, str(tmp_path / "job.py"), str(tmp_path / "in.jsonl"),
-                           str(tmp_path / "out.jsonl"), "64"], capture_output=True, text=True, timeout=600)
+                           str(tmp_path / "out.jsonl"), "64"], capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert (result["written"], result["errors"]) == (64, 0)
-    assert result["largest_side"] <= 1280
+    assert result["largest_side"] == round(8000 * 768 / 6250)  # shorter side 768, aspect kept
     assert result["peak_mb"] < 1536, result

@@ -13,7 +13,6 @@ import time
 
 import httpx
 import pytest
-
 from test_serve_bad_input import healthy, read_all
 
 
@@ -25,7 +24,7 @@ def hostile(start_server, tiny_analyzer, tiny_generator):
 
 
 def auth(token: str = "s3cret-t\u00f6ken-\u2603", scheme: str = "Bearer") -> dict:
-    return {"Authorization": f"{scheme} {token}".encode("utf-8")}
+    return {"Authorization": f"{scheme} {token}".encode()}
 
 
 def post(server, path: str, **kwargs) -> httpx.Response:

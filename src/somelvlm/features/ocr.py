@@ -160,17 +160,13 @@ class MemeOCR:
 
     def read_lines(self, image: Image) -> list[Line]:
         """The detected text boxes in reading order (corners in ``image``'s own pixels)."""
-        from PIL import Image as PILImage
-
-        from ..posts import to_rgb
+        from ..posts import shrink, to_rgb
 
         engine = self._load()
         image = image if image.mode == "RGB" else to_rgb(image)
-        scale = 1.0
-        if self.short_side is not None and min(image.size) > self.short_side:
-            scale = min(image.size) / self.short_side
-            size = (max(1, round(image.size[0] / scale)), max(1, round(image.size[1] / scale)))
-            image = image.resize(size, PILImage.BICUBIC, reducing_gap=2.0)
+        width = image.size[0]
+        image = shrink(image, short_side=self.short_side)
+        scale = width / image.size[0]
         result, _ = engine(image, text_score=self.min_score)
         lines = [Line(text=str(text).strip(), score=float(score),
                       box=tuple((float(x) * scale, float(y) * scale) for x, y in box))

@@ -7,7 +7,7 @@ import base64
 import binascii
 import re
 
-from somelvlm.posts import MODEL_IMAGE_SIDE, Limits, PostError, load_image
+from somelvlm.posts import MODEL_IMAGE_LONG_SIDE, MODEL_IMAGE_SHORT_SIDE, Limits, PostError, load_image
 from somelvlm.serve.errors import APIError
 
 _DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*)(?P<b64>;base64)?,",
@@ -74,11 +74,12 @@ _IMAGE_SIGNATURES_FROM_SLASH = (b"\xff\xd8\xff",)
 """Image signatures whose base64 starts with ``/`` (first byte 0xFC-0xFF): JPEG."""
 
 
-def decode_image(data: bytes, limits: Limits, param: str = "image", max_side: int | None = MODEL_IMAGE_SIDE):
-    """An RGB PIL image from untrusted bytes, reduced while decoded to ``max_side`` (bounded memory
-    under concurrent requests); 413 over the pixel/byte limits, 400 when not an image."""
+def decode_image(data: bytes, limits: Limits, param: str = "image"):
+    """An RGB PIL image from untrusted bytes, reduced while decoded as the batch runner does
+    (``MODEL_IMAGE_SHORT_SIDE`` / ``MODEL_IMAGE_LONG_SIDE``: bounded memory under concurrent
+    requests, the same post gives the same answer); 413 over the pixel/byte limits, 400 when not an image."""
     try:
-        return load_image(bytes(data), limits, max_side=max_side)
+        return load_image(bytes(data), limits, max_side=MODEL_IMAGE_LONG_SIDE, short_side=MODEL_IMAGE_SHORT_SIDE)
     except PostError as err:
         status = 413 if err.reason == "image too large" else 400
         raise APIError(status, f"{param}: {err}", param=param) from None
