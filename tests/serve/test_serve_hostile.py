@@ -228,3 +228,11 @@ def test_bearer_scheme_is_case_insensitive_and_utf8_tokens_match(hostile):
                     {"Authorization": "Bearer s3cret-t\u00f6ken-\u2603".encode("latin-1", "replace")}, {}):
         r = httpx.post(url, json={"text": "x"}, headers=headers)
         assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+
+
+# --- row 17: text of invisible characters only -------------------------------------------------------
+
+def test_zero_width_only_text_is_no_text_not_a_labelled_post(hostile):
+    r = post(hostile, "/v1/analyze", json={"text": "\u200b\u200b", "tasks": ["emotion"]})
+    assert r.status_code == 400 and "text or an image" in r.json()["error"]["message"]
+    assert post(hostile, "/v1/analyze", json={"text": "\u200bhi", "tasks": ["emotion"]}).status_code == 200
