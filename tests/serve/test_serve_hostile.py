@@ -234,5 +234,5 @@ def test_bearer_scheme_is_case_insensitive_and_utf8_tokens_match(hostile):
 
 def test_zero_width_only_text_is_no_text_not_a_labelled_post(hostile):
     r = post(hostile, "/v1/analyze", json={"text": "\u200b\u200b", "tasks": ["emotion"]})
-    assert r.status_code == 400 and "text or an image" in r.json()["error"]["message"]
+    assert r.status_code == 400 and r.json()["error"]["param"] == "text" and "results" not in r.json()
     assert post(hostile, "/v1/analyze", json={"text": "\u200bhi", "tasks": ["emotion"]}).status_code == 200
