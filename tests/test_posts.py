@@ -87,3 +87,66 @@ def test_text_cleaning():
         clean_text("x" * 100_000)
     with pytest.raises(PostError, match="empty post"):
         Post(id="1")
+
+
+def test_invisible_only_text_is_no_text():
+    from somelvlm.posts import is_invisible
+
+    for text in ("\u200b\u200b", "\u200b \ufeff\u200d", "\u2060", "\u3164", "\x01\x02"):
+        assert is_invisible(text) and clean_text(text) is None
+    assert clean_text("\u200bhello") == "\u200bhello" and not is_invisible("\u200bhello")
+    assert not is_invisible("\ue000")  # private use shows a glyph
+
+
+def jpeg_bytes(img: Image.Image, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", **kwargs)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("encode", [png_bytes, jpeg_bytes], ids=["png", "jpeg"])
+def test_max_side_reduces_while_decoding_and_keeps_the_picture(encode):
+    rng = np.random.default_rng(0)
+    small = (rng.random((30, 40, 3)) * 255).astype("uint8")
+    big = Image.fromarray(small).resize((4000, 3000), Image.NEAREST)  # 40x30 blocks of 100 px
+    full = load_image(encode(big))
+    reduced = load_image(encode(big), max_side=400)
+    assert full.size == (4000, 3000) and reduced.size == (400, 300) and reduced.mode == "RGB"
+    expected = np.asarray(full.resize((400, 300), Image.BICUBIC), dtype=np.float32)
+    assert np.abs(np.asarray(reduced, dtype=np.float32) - expected).mean() < 4  # the same picture
+    assert load_image(encode(big), max_side=5000).size == (4000, 3000)  # never enlarged
+
+
+def test_jpeg_draft_decodes_at_reduced_scale(monkeypatch):
+    """A JPEG far larger than ``max_side`` is decoded by libjpeg at 1/8 scale: the full size never exists."""
+    from PIL import ImageFile
+
+    data = jpeg_bytes(Image.new("RGB", (6400, 4800), (10, 200, 30)))
+    seen = []
+    original = ImageFile.ImageFile.load
+
+    def spy(self):
+        result = original(self)
+        seen.append(self.size)
+        return result
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
+    assert load_image(data, max_side=800).size == (800, 600)
+    assert max(max(s) for s in seen) == 800  # 6400 / 8
+
+
+def test_exif_rotation_survives_reduction():
+    img = Image.new("RGB", (4000, 2000), (0, 0, 255))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees
+    assert load_image(jpeg_bytes(img, exif=exif), max_side=500).size == (250, 500)
+
+
+def test_non_regular_files_and_directories_are_named(tmp_path):
+    with pytest.raises(PostError) as info:
+        load_image("/dev/zero")
+    assert info.value.reason == "not a regular file" and "/dev/zero" in str(info.value)
+    with pytest.raises(PostError, match="is a directory"):
+        load_image(tmp_path)
+    with pytest.raises(PostError, match="missing image"):
+        load_image(tmp_path / "nope.png")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import re
+import stat
+import unicodedata
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,16 @@ if TYPE_CHECKING:
 
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc", "Zs", "Zl", "Zp"})
+_FILLERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+"""Letters that render as nothing (Hangul fillers, the blank Braille pattern)."""
+
+MODEL_IMAGE_SHORT_SIDE = 768
+"""Shorter side, in pixels, an image is decoded to at most for the models (``load_image(short_side=)``):
+the image encoder reads 224-256 px, the OCR detector 736 (``features.ocr.OCR_SHORT_SIDE``)."""
+MODEL_IMAGE_LONG_SIDE = 2048
+"""Longer side, in pixels, an image is decoded to at most (bounds very tall or wide images; RapidOCR
+caps at 2000 itself)."""
 
 
 class PostError(ValueError):
@@ -77,24 +89,47 @@ def clean_text(value: str | bytes | None, limits: Limits = DEFAULT_LIMITS) -> st
     value = value.replace("\x00", "").strip()
     if len(value) > limits.max_text_chars:
         raise PostError("text too long", f"{len(value)} characters, the limit is {limits.max_text_chars}")
+    if value and is_invisible(value):
+        return None
     return value or None
 
 
-def load_image(source: bytes | Path | str, limits: Limits = DEFAULT_LIMITS) -> Image:
+def is_invisible(text: str) -> bool:
+    """Whether ``text`` shows nothing: only spaces, zero-width characters (U+200B, joiners, BOM),
+    controls and filler letters."""
+    return all(c in _FILLERS or unicodedata.category(c) in _INVISIBLE_CATEGORIES for c in text)
+
+
+def load_image(source: bytes | Path | str, limits: Limits = DEFAULT_LIMITS, max_side: int | None = None,
+               short_side: int | None = None) -> Image:
     """Decode an image into RGB, safely.
 
     ``source`` is the file's bytes or a local path (callers that serve requests pass bytes only).
     Animated images give their first frame; EXIF rotation is applied; CMYK, palette, 16-bit and
     alpha images are converted (transparency over white).
+
+    ``max_side`` / ``short_side``: the image comes back with its longer / shorter side at most
+    this many pixels (aspect kept), and is reduced while it is decoded: a JPEG is decoded at 1/2,
+    1/4 or 1/8 scale by the decoder itself (``draft``), other formats are reduced right after
+    decoding, so a batch of huge images holds only small ones (a 50 MP JPEG at ``short_side=768``
+    never exists at full size in memory).
     """
     from PIL import Image as PILImage
     from PIL import ImageOps, UnidentifiedImageError
 
     if isinstance(source, (str, Path)):
         path = Path(source)
-        if not path.is_file():
-            raise PostError("missing image", f"{path} does not exist")
-        size = path.stat().st_size
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            raise PostError("missing image", f"{path} does not exist") from None
+        except OSError as err:
+            raise PostError("unreadable image", f"{path}: {err.strerror or err}") from None
+        if stat.S_ISDIR(info.st_mode):
+            raise PostError("not a regular file", f"{path} is a directory, not an image file")
+        if not stat.S_ISREG(info.st_mode):
+            raise PostError("not a regular file", f"{path} is not a regular file (a device, pipe or socket)")
+        size = info.st_size
         if size > limits.max_image_bytes:
             raise PostError("image too large", f"{size} bytes, the limit is {limits.max_image_bytes}")
         data = path.read_bytes()
@@ -114,7 +149,12 @@ def load_image(source: bytes | Path | str, limits: Limits = DEFAULT_LIMITS) -> I
                                 f"{limits.max_image_pixels} pixels")
             if getattr(img, "is_animated", False):
                 img.seek(0)
+            scale = fit_scale(width, height, max_side, short_side)
+            if scale < 1 and img.format == "JPEG":
+                img.draft(None, (max(1, int(width * scale)), max(1, int(height * scale))))
             img.load()
+            if scale < 1 and img.mode in _RESIZABLE_MODES:
+                img = shrink(img, max_side, short_side)
     except PostError:
         raise
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as err:
@@ -123,7 +163,35 @@ def load_image(source: bytes | Path | str, limits: Limits = DEFAULT_LIMITS) -> I
         raise PostError("not an image", "the bytes are not an image format Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise PostError("corrupt image", str(err) or type(err).__name__) from None
-    return to_rgb(ImageOps.exif_transpose(img))
+    img = to_rgb(ImageOps.exif_transpose(img))
+    return shrink(img, max_side, short_side)
+
+
+_RESIZABLE_MODES = frozenset({"RGB", "RGBA", "L", "LA", "CMYK"})
+"""Modes reduced before the RGB conversion (smaller to convert); others are converted first."""
+
+
+def fit_scale(width: int, height: int, max_side: int | None = None, short_side: int | None = None) -> float:
+    """The factor (at most 1) that brings the longer side to ``max_side`` and the shorter to
+    ``short_side`` at most (None: no bound)."""
+    scale = 1.0
+    if max_side:
+        scale = min(scale, max_side / max(width, height))
+    if short_side:
+        scale = min(scale, short_side / min(width, height))
+    return scale
+
+
+def shrink(img: Image, max_side: int | None = None, short_side: int | None = None) -> Image:
+    """``img`` reduced by ``fit_scale`` (aspect kept; box-reduced, then bicubic); never enlarged."""
+    from PIL import Image as PILImage
+
+    width, height = img.size
+    scale = fit_scale(width, height, max_side, short_side)
+    if scale >= 1:
+        return img
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return img.resize(size, PILImage.BICUBIC, reducing_gap=2.0)
 
 
 def to_rgb(img: Image) -> Image:

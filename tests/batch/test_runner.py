@@ -152,13 +152,13 @@ def test_bad_rows_become_error_records_and_the_rest_go_on(tmp_path):
     out = tmp_path / "out.jsonl"
     summary = quiet(source, out, length, RunConfig(batch_size=4, limits=Limits(max_text_chars=50_000)))
     got = records(out)
-    assert [r["id"] for r in got] == ["ok1", "empty", "huge", "zero", "corrupt", "notimg", "gone", "url", "row-9",
-                                      "ok2", "utf", "row-12", "ok3"]  # input order, ids unique
+    assert [r["id"] for r in got] == ["ok1", "empty", "huge", "zero", "corrupt", "notimg", "gone", "url", "line:9",
+                                      "ok2", "utf", "line:12", "ok3"]  # input order, ids unique
     errors = {r["id"]: (r["line"], r["error"]["reason"]) for r in got if "error" in r}
     assert errors == {"empty": (2, "empty post"), "huge": (3, "text too long"), "zero": (4, "empty image"),
                       "corrupt": (5, "corrupt image"), "notimg": (6, "not an image"), "gone": (7, "missing image"),
-                      "url": (8, "remote image"), "row-9": (9, "duplicate id"), "utf": (11, "invalid UTF-8"),
-                      "row-12": (12, "malformed JSON")}
+                      "url": (8, "remote image"), "line:9": (9, "duplicate id"), "utf": (11, "invalid UTF-8"),
+                      "line:12": (12, "malformed JSON")}
     assert all(set(r) == {"id", "line", "error"} and set(r["error"]) == {"reason", "message"} and r["error"]["message"]
                for r in got if "error" in r)
     assert "100000 characters" in got[2]["error"]["message"] and "ok1" in got[8]["error"]["message"]
@@ -401,3 +401,91 @@ def test_sigkill_part_way_then_rerun_loses_and_duplicates_nothing(tmp_path, suff
     errors = [r for r in got if (r.get("error") or r.get("error.reason"))]
     assert [r["id"] for r in errors] == ["bad"]
     assert all(r.get("chars") == len(rows[ids.index(r["id"])]["text"]) for r in got if r["id"] != "bad")
+
+
+# --- issue 15: hostile inputs through the real runner -----------------------------------------
+
+def test_rows_without_ids_never_take_a_users_id(tmp_path):
+    source = write_input(tmp_path / "in.jsonl", [{"text": "no id"}, {"text": "no id either"}, {"id": "row-3", "text": "a"},
+                                                 {"id": "line:9", "text": "reserved"}, {"id": "row-2", "text": "b"}])
+    out = tmp_path / "out.jsonl"
+    assert quiet(source, out, length).written == 5
+    got = records(out)
+    assert [r["id"] for r in got] == ["line:1", "line:2", "row-3", "line:4", "row-2"]
+    assert got[3]["error"]["reason"] == "reserved id"
+    assert quiet(source, out, length).skipped_existing == 5  # resume by the same ids
+
+
+def test_hostile_values_get_error_records_that_say_what_is_wrong(tmp_path):
+    (tmp_path / "folder.png").mkdir()
+    rows = [{"id": "zw", "text": "\u200b\u200b"}, {"id": "zw+img", "text": "\u200b\ufeff", "image": "ok.png"},
+            {"id": "dev", "image": "/dev/zero"}, {"id": "dir", "image": "folder.png"}, {"id": ["x"], "text": "list id"},
+            {"id": {"a": 1}, "text": "dict id"}, {"id": "fine", "text": "\u200bhello"}]
+    (tmp_path / "ok.png").write_bytes(png((4, 4)))
+    source = write_input(tmp_path / "in.jsonl", rows)
+    quiet(source, tmp_path / "out.jsonl", length)
+    got = {r["id"]: r for r in records(tmp_path / "out.jsonl")}
+    assert list(got) == ["zw", "zw+img", "dev", "dir", "line:5", "line:6", "fine"]
+    assert got["zw"]["error"]["reason"] == "empty text" and "U+200B" in got["zw"]["error"]["message"]
+    assert got["zw+img"]["size"] == [4, 4] and got["zw+img"]["chars"] == 0  # the image post goes on, text-less
+    assert got["dev"]["error"] == {"reason": "not a regular file",
+                                   "message": "/dev/zero is not a regular file (a device, pipe or socket)"}
+    assert got["dir"]["error"]["reason"] == "not a regular file" and "is a directory" in got["dir"]["error"]["message"]
+    for rid, kind in (("line:5", "a list"), ("line:6", "an object")):
+        assert got[rid]["error"] == {"reason": "bad id", "message": f"id must be a string or number, got {kind}"}
+    assert got["fine"]["chars"] == len("\u200bhello")
+
+
+def test_a_directory_as_input_is_named_and_nothing_is_written(tmp_path):
+    (tmp_path / "posts.jsonl").mkdir()
+    with pytest.raises(ValueError, match="is a directory"):
+        quiet(tmp_path / "posts.jsonl", tmp_path / "out.jsonl", length)
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_jsonl_whose_first_object_has_no_post_goes_on(tmp_path):
+    source = write_input(tmp_path / "in.jsonl", [{"id": "header", "source": "export v2"}, {"id": "a", "text": "good"},
+                                                 {"id": "b", "text": "also good"}])
+    summary = quiet(source, tmp_path / "out.jsonl", length)
+    got = records(tmp_path / "out.jsonl")
+    assert [(r["id"], r.get("error", {}).get("reason")) for r in got] == [("header", "empty post"), ("a", None), ("b", None)]
+    assert (summary.written, summary.errors) == (3, 1)
+
+
+def test_an_unterminated_csv_quote_costs_one_row_only(tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_text('id,text\na,first\nb,"oops\nc,second\nd,third\n', encoding="utf-8")
+    quiet(source, tmp_path / "out.jsonl", length)
+    got = records(tmp_path / "out.jsonl")
+    assert [(r["id"], r.get("error", {}).get("reason")) for r in got] == [
+        ("a", None), ("line:3", "malformed row"), ("c", None), ("d", None)]
+    assert got[1]["line"] == 3
+
+
+KILLED_WHILE_FINISHING = """
+import os, signal, sys
+from pathlib import Path
+from somelvlm.batch import output
+from somelvlm.batch.runner import run
+
+def kill_instead(src, dst):  # SIGKILL right before the temp file is renamed over OUT
+    os.kill(os.getpid(), signal.SIGKILL)
+
+output.os.replace = kill_instead
+run(Path(sys.argv[1]), Path(sys.argv[2]), lambda posts: [{"n": len(p.text)} for p in posts], progress=False)
+"""
+
+
+def test_a_kill_while_finishing_parquet_leaves_no_temp_file_for_good(tmp_path):
+    source = write_input(tmp_path / "in.jsonl", [{"id": str(i), "text": "x" * i} for i in range(1, 30)])
+    out = tmp_path / "out.parquet"
+    (tmp_path / "job.py").write_text(KILLED_WHILE_FINISHING, encoding="utf-8")
+    proc = subprocess.run([sys.executable, str(tmp_path / "job.py"), str(source), str(out)], timeout=120, check=False)
+    assert proc.returncode == -signal.SIGKILL
+    stale = list(tmp_path.glob(".out.parquet.*.tmp"))
+    assert len(stale) == 1 and not out.exists()
+    other = tmp_path / ".other.parquet.1.tmp"  # another output's temp is not ours to remove
+    other.write_bytes(b"x")
+    summary = quiet(source, out, length)
+    assert not list(tmp_path.glob(".out.parquet.*.tmp")) and other.exists()
+    assert summary.skipped_existing == 29 and sorted(r["id"] for r in records(out)) == sorted(str(i) for i in range(1, 30))

@@ -91,3 +91,33 @@ def test_config_and_cache(ocr, meme, tmp_path):
     (first,) = cache.get_many(ocr, [meme])
     (second,) = cache.get_many(ocr, [meme])
     assert first == second and "FINALLY" in first and cache.hits == 1 and cache.misses == 1
+
+
+class _Recorder:
+    """The real RapidOCR engine, noting the size of every image it is given."""
+
+    def __init__(self, engine) -> None:
+        self.engine, self.sizes = engine, []
+
+    def __call__(self, image, **kwargs):
+        self.sizes.append(image.size)
+        return self.engine(image, **kwargs)
+
+
+def test_a_huge_meme_is_read_downscaled_with_the_same_text(ocr, meme, monkeypatch):
+    from PIL import Image
+
+    from somelvlm.features.ocr import OCR_SHORT_SIDE, MemeOCR
+
+    small = ocr.read_lines(meme)
+    big = meme.resize((meme.width * 8, meme.height * 8), Image.BICUBIC)  # 5120 x 3200, 16 MP
+    recorder = _Recorder(ocr._load())
+    monkeypatch.setattr(ocr, "_engine", recorder)
+    lines = ocr.read_lines(big)
+    assert recorder.sizes == [(round(OCR_SHORT_SIDE * 640 / 400), OCR_SHORT_SIDE)]  # what the detector was given
+    assert " ".join(x.text for x in lines).lower().split() == " ".join(x.text for x in small).lower().split()
+    for a, b in zip(small, lines):  # corners in the big image's own pixels
+        assert abs(b.top - 8 * a.top) < 8 * 6 and abs(b.left - 8 * a.left) < 8 * 6
+    assert MemeOCR(short_side=None).config != ocr.config and "short_side=736" in ocr.config
+    with pytest.raises(ValueError, match="short_side"):
+        MemeOCR(short_side=10)

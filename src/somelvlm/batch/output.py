@@ -10,12 +10,20 @@ ends: the existing ``OUT`` rows (minus ids the journal holds again) and then the
 temp file in the same folder, renamed over ``OUT`` with ``os.replace``; only then is the journal
 removed. Nested dicts become dotted columns (``emotion.probs.joy``); lists and columns of mixed
 kinds are stored as JSON text.
+
+Temp files are named ``.NAME.PID.tmp`` beside the file they replace. A kill between writing one
+and renaming it leaves it behind; the next run on the same OUT removes them
+(``remove_stale_temps``), once it holds the journal's lock, so no other run can be writing them.
+
+Record ids: a row's own id, or ``line:N`` for a row without one (``readers``), so error records of
+unreadable rows never take a user's id.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -62,6 +70,7 @@ def open_journal(path: Path, *, retry_errors: bool = False) -> tuple[BinaryIO, s
         _lock(f, path)
         if new:
             fsync_dir(path.parent)
+        remove_stale_temps(path)
         ids, error_ids, end = _scan(path)
         if end < os.fstat(f.fileno()).st_size:
             os.ftruncate(f.fileno(), end)
@@ -144,6 +153,25 @@ def _drop_errors(path: Path, f: BinaryIO) -> BinaryIO:
         raise
     f.close()
     return new
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove the ``.NAME.PID.tmp`` files that killed runs left beside ``path``; returns them.
+
+    Call only while holding ``path``'s journal lock: then no other run can be writing one.
+    """
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.tmp")
+    removed = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match and int(match.group(1)) != os.getpid() and entry.is_file(follow_symlinks=False):
+            Path(entry.path).unlink(missing_ok=True)
+            removed.append(Path(entry.path))
+    return removed
 
 
 def _lock(f: BinaryIO, path: Path) -> None:

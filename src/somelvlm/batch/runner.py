@@ -4,8 +4,8 @@
 ``load_image``), calls ``predict`` on batches and appends one record per row to OUT (``output``):
 
 - a prediction: ``{"id": ..., **predict(...)[i]}`` (the id is always the row's own);
-- an error record: ``{"id": ..., "line": N, "error": {"reason": ..., "message": ...}}`` for a row
-  that cannot be read, a post ``PostError`` rejects (in loading or in ``predict``), a post the
+- an error record: ``{"id": ..., "line": N, "error": {"reason": ..., "message": ...}}`` (the id is
+  the row's own, or ``line:N`` for a row without a usable one) for a row that cannot be read, a post ``PostError`` rejects (in loading or in ``predict``), a post the
   model raises on (``model error``: the batch is first retried post by post, so a bad post only
   errors itself) or an output that is not a JSON-able dict (``bad output``).
 
@@ -16,7 +16,12 @@ When the model fails on ``stop_after_model_errors`` posts in a row it is broken,
 the run stops with ``ModelFailing`` before writing that batch, and a rerun resumes.
 
 JSONL output keeps input order within a run. Parquet output is journalled to
-``OUT.partial.jsonl`` and written atomically at the end (see ``output``).
+``OUT.partial.jsonl`` and written atomically at the end (see ``output``); temp files a killed run
+left beside OUT are removed when the next run starts.
+
+Memory: each image is reduced while it is decoded (``RunConfig.image_short_side`` / ``image_long_side``;
+JPEGs decode at reduced scale), before the next row is read, so a batch holds only small images whatever their
+size on disk.
 """
 
 from __future__ import annotations
@@ -29,7 +34,17 @@ from pathlib import Path
 
 from somelvlm.batch import output
 from somelvlm.batch.readers import Row, RowError, detect_format, read_rows
-from somelvlm.posts import DEFAULT_LIMITS, Limits, Post, PostError, clean_text, load_image
+from somelvlm.posts import (
+    DEFAULT_LIMITS,
+    MODEL_IMAGE_LONG_SIDE,
+    MODEL_IMAGE_SHORT_SIDE,
+    Limits,
+    Post,
+    PostError,
+    clean_text,
+    is_invisible,
+    load_image,
+)
 
 Predict = Callable[[list[Post]], list[dict]]
 OUT_FORMATS = {".jsonl": "jsonl", ".parquet": "parquet"}
@@ -53,10 +68,17 @@ class RunConfig:
     """Drop the error records already in OUT and run those rows again (default: keep and skip them)."""
     stop_after_model_errors: int = 32
     """Stop (resumably) after this many consecutive posts the model raised on; 0 never stops."""
+    image_short_side: int | None = MODEL_IMAGE_SHORT_SIDE
+    """Images are reduced while decoded to at most this shorter side (bounds memory; None: no bound)."""
+    image_long_side: int | None = MODEL_IMAGE_LONG_SIDE
+    """... and to at most this longer side (very tall or wide images; None: no bound)."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"--batch-size must be at least 1, got {self.batch_size}")
+        for name in ("image_short_side", "image_long_side"):
+            if getattr(self, name) is not None and getattr(self, name) < 32:
+                raise ValueError(f"{name} must be at least 32 pixels (or None), got {getattr(self, name)}")
         if self.stop_after_model_errors < 0:
             raise ValueError(f"stop_after_model_errors must be >= 0, got {self.stop_after_model_errors}")
 
@@ -100,12 +122,14 @@ def run(input: Path, out: Path, predict: Predict, config: RunConfig | None = Non
     finished = False
     try:
         if kind == "parquet":
+            output.remove_stale_temps(out)  # left by a run killed while finishing; we hold the lock
             done |= output.parquet_ids(out, retry_errors=config.retry_errors)
         had_journal = kind == "parquet" and journal.stat().st_size > 0
         with _progress(progress, _row_estimate(input, fmt)) as advance:
             streak = 0
             for batch in _batches(rows, config.batch_size, done, summary, advance):
-                records = process(batch, predict, config.limits, image_root)
+                records = process(batch, predict, config.limits, image_root,
+                                  (config.image_long_side, config.image_short_side))
                 streak = _check_model(records, streak, config.stop_after_model_errors, summary)
                 encoded = [_encode(r, row) for r, row in zip(records, batch, strict=True)]
                 output.append(sink, [line for line, _ in encoded])
@@ -121,7 +145,8 @@ def run(input: Path, out: Path, predict: Predict, config: RunConfig | None = Non
     return summary
 
 
-def process(batch: list[Row | RowError], predict: Predict, limits: Limits, image_root: Path) -> list[dict]:
+def process(batch: list[Row | RowError], predict: Predict, limits: Limits, image_root: Path,
+            image_fit: tuple[int | None, int | None] = (MODEL_IMAGE_LONG_SIDE, MODEL_IMAGE_SHORT_SIDE)) -> list[dict]:
     """One record per item of ``batch``, in order; bad rows and failing posts become error records."""
     records: list[dict | None] = [None] * len(batch)
     todo: list[tuple[int, Post]] = []
@@ -130,7 +155,7 @@ def process(batch: list[Row | RowError], predict: Predict, limits: Limits, image
             records[i] = error_record(row.id, row.line, row.reason, row.message)
             continue
         try:
-            todo.append((i, to_post(row, limits, image_root)))
+            todo.append((i, to_post(row, limits, image_root, image_fit)))
         except PostError as err:
             records[i] = _post_error(row, err)
     if todo:
@@ -146,9 +171,11 @@ def process(batch: list[Row | RowError], predict: Predict, limits: Limits, image
     return records  # type: ignore[return-value]
 
 
-def to_post(row: Row, limits: Limits = DEFAULT_LIMITS, image_root: Path | None = None) -> Post:
+def to_post(row: Row, limits: Limits = DEFAULT_LIMITS, image_root: Path | None = None,
+            image_fit: tuple[int | None, int | None] = (MODEL_IMAGE_LONG_SIDE, MODEL_IMAGE_SHORT_SIDE)) -> Post:
     """The ``Post`` for a row: text via ``clean_text``, image (a path, bytes, or a ``{"bytes",
-    "path"}`` struct as Hugging Face datasets store them) via ``load_image``."""
+    "path"}`` struct as Hugging Face datasets store them) via ``load_image``, reduced while
+    decoded to ``image_fit`` = (longer side, shorter side) at most. Text of only invisible characters with no image is an ``empty text`` error."""
     text = row.text
     if isinstance(text, float) and math.isnan(text):  # pandas' missing value
         text = None
@@ -169,8 +196,22 @@ def to_post(row: Row, limits: Limits = DEFAULT_LIMITS, image_root: Path | None =
         raise PostError("wrong type", f"image must be a path or bytes, got {type(image).__name__}")
     if isinstance(image, (bytearray, memoryview)):
         image = bytes(image)
+    raw_text = text
     text = clean_text(text, limits)  # type: ignore[arg-type]
-    return Post(id=row.id, text=text, image=load_image(image, limits) if image is not None else None)
+    if text is None and image is None and isinstance(raw_text, str) and raw_text.strip() and is_invisible(raw_text):
+        raise PostError("empty text", f"the text holds only invisible characters ({_codepoints(raw_text)}) "
+                                      "and there is no image")
+    loaded = None
+    if image is not None:
+        loaded = load_image(image, limits, max_side=image_fit[0], short_side=image_fit[1])
+    return Post(id=row.id, text=text, image=loaded)
+
+
+def _codepoints(text: str, most: int = 4) -> str:
+    """``U+200B, U+200C`` for the distinct characters of ``text`` (at most ``most``)."""
+    chars = list(dict.fromkeys(text.strip()))
+    shown = ", ".join(f"U+{ord(c):04X}" for c in chars[:most])
+    return shown + (", ..." if len(chars) > most else "")
 
 
 def error_record(row_id: str, line: int, reason: str, message: str) -> dict:

@@ -11,6 +11,13 @@ memes (Hindi-English, ground-truth captions) bag-of-words F1 against the caption
 0.85 (20 memes; the threshold 0.02 was picked on 20 other memes: 0.2 -> 0.70, 0.1 -> 0.81,
 0.05 -> 0.85, 0.02 -> 0.86, 0.01 -> 0.86, 0.003 -> 0.85).
 
+Large images are read downscaled: the shorter side reduced to at most ``short_side``
+(``OCR_SHORT_SIDE``, 736 px, the detector's own input size: PP-OCR's ``limit_side_len`` enlarges
+smaller images to it) before detection. A 21 MP photo meme took 5.5 s at full size (RapidOCR only
+caps the longer side at 2000 px); reduced, it costs what a small meme costs. Box corners are given
+back in the original image's pixels. Word F1 against the captions and speed before / after:
+``benchmarks/results/ocr_downscale.md`` (``benchmarks/ocr_downscale.py``).
+
 >>> MemeOCR().read(load_image("meme.png"))
 'WHEN YOU FINALLY fix the bug at 3am but tests still fail'
 """
@@ -28,6 +35,8 @@ if TYPE_CHECKING:
 
 CODE_VERSION = "1"
 """Bump when the code changes the output for the same models (invalidates cached text)."""
+OCR_SHORT_SIDE = 736
+"""Shorter side, in pixels, of the image the OCR reads at most (larger images are reduced first)."""
 
 
 @dataclass(frozen=True)
@@ -115,19 +124,25 @@ class MemeOCR:
     shape: tuple[int, ...] = ()
 
     def __init__(self, restore_spaces: bool = True, space_threshold: float = 0.02,
-                 min_score: float = 0.5, batch_size: int = 8, num_threads: int | None = None) -> None:
+                 min_score: float = 0.5, batch_size: int = 8, num_threads: int | None = None,
+                 short_side: int | None = OCR_SHORT_SIDE) -> None:
         """``space_threshold``: space probability between two letters above which a space is
         inserted (``restore_spaces=False`` keeps the recogniser's own output). ``min_score``: lines
         recognised with a lower mean confidence are dropped. ``num_threads``: onnxruntime threads
-        per model (default: all cores)."""
+        per model (default: all cores). ``short_side``: images whose shorter side is larger are
+        reduced to it before reading, aspect kept (None: read at full size)."""
+        if short_side is not None and short_side < 64:
+            raise ValueError(f"short_side must be at least 64 pixels (or None), got {short_side}")
         self.restore_spaces = restore_spaces
         self.space_threshold = space_threshold
         self.min_score = min_score
         self.batch_size = batch_size
         self.num_threads = num_threads
+        self.short_side = short_side
         spaces = f"spaces>{space_threshold}" if restore_spaces else "spaces=model"
+        side = "" if short_side is None else f";short_side={short_side}"
         self.config = (f"code={CODE_VERSION};{package_version('rapidocr-onnxruntime')};"
-                       f"{spaces};min_score={min_score};order=rows")
+                       f"{spaces};min_score={min_score};order=rows{side}")
         self._engine = None
 
     def _load(self):
@@ -144,14 +159,17 @@ class MemeOCR:
         return self._engine
 
     def read_lines(self, image: Image) -> list[Line]:
-        """The detected text boxes in reading order."""
-        from ..posts import to_rgb
+        """The detected text boxes in reading order (corners in ``image``'s own pixels)."""
+        from ..posts import shrink, to_rgb
 
         engine = self._load()
         image = image if image.mode == "RGB" else to_rgb(image)
+        width = image.size[0]
+        image = shrink(image, short_side=self.short_side)
+        scale = width / image.size[0]
         result, _ = engine(image, text_score=self.min_score)
         lines = [Line(text=str(text).strip(), score=float(score),
-                      box=tuple((float(x), float(y)) for x, y in box))
+                      box=tuple((float(x) * scale, float(y) * scale) for x, y in box))
                  for box, text, score in (result or [])]
         return reading_order([line for line in lines if line.text])
 

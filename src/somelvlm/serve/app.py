@@ -40,10 +40,11 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
     from fastapi.responses import FileResponse, JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
     from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.requests import ClientDisconnect
 
     from somelvlm.posts import Limits
     from somelvlm.serve.batcher import MicroBatcher
-    from somelvlm.serve.guards import ConcurrencyLimit, GuardMiddleware
+    from somelvlm.serve.guards import CLIENT_CLOSED, ConcurrencyLimit, GuardMiddleware
     from somelvlm.serve.metrics import MetricsMiddleware, ServerMetrics
     from somelvlm.serve.schemas import (AnalyzeRequest, AnalyzeResponse, ChatRequest, GenerateRequest,
                                         GenerateResponse)
@@ -107,6 +108,11 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
         kind = "not_found_error" if err.status_code == 404 else "invalid_request_error"
         return JSONResponse(error_body(err.status_code, str(err.detail), kind), err.status_code,
                             headers=getattr(err, "headers", None))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request, _err: ClientDisconnect):  # the client left: nobody reads the answer
+        request.scope[CLIENT_CLOSED] = True
+        return Response(status_code=499)
 
     @app.exception_handler(Exception)
     async def _crash(_request, err: Exception):
@@ -181,18 +187,8 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
     @app.post("/v1/analyze", response_model=AnalyzeResponse, openapi_extra=analyze_body, tags=["analyze"])
     async def analyze(request: Request):
         """Labels per task for one post (text and/or image), grouped by cognitive level."""
-        async def work():
-            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if kind in ("multipart/form-data", "application/x-www-form-urlencoded"):
-                req, image = await _parse_multipart(request)
-            elif kind in ("application/json", ""):
-                payload = await _read_json(request)
-                req, image = _validate(AnalyzeRequest, payload), None
-                image = req.image
-            else:
-                raise APIError(415, f"Content-Type {kind!r}: send application/json or multipart/form-data", param="content-type")
-            return await analyze_post(req, image)
-        return await guarded(work)
+        req, image = await _parse_analyze(request)  # before taking a concurrency slot
+        return await guarded(lambda: analyze_post(req, image))
 
     @app.post("/v1/generate", response_model=GenerateResponse, tags=["generate"])
     async def generate(req: GenerateRequest):
@@ -343,7 +339,7 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
         app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["authorization", "content-type"])
     app.add_middleware(GuardMiddleware, token=config.token, max_body_bytes=config.max_body_bytes,
-                       body_timeout_s=config.body_timeout_s)
+                       body_timeout_s=config.body_timeout_s, body_deadline_s=config.request_timeout_s)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 
@@ -357,16 +353,39 @@ def _version() -> str:
         return "0"
 
 
+async def _parse_analyze(request):
+    """``(AnalyzeRequest, image value)`` of an analyze request, JSON or multipart (415 otherwise)."""
+    from somelvlm.serve.schemas import AnalyzeRequest
+
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        return await _parse_multipart(request)
+    if kind in ("application/json", ""):
+        req = _validate(AnalyzeRequest, await _read_json(request))
+        return req, req.image
+    raise APIError(415, f"Content-Type {kind!r}: send application/json or multipart/form-data", param="content-type")
+
+
 async def _read_json(request):
+    """The JSON body, depth-limited: the guard refuses bodies nested deeper than ``MAX_JSON_DEPTH``
+    before this runs; a recursion error here still answers 400, never 500."""
+    from somelvlm.serve.guards import MAX_JSON_DEPTH, json_depth
+
     body = await request.body()
     if not body.strip():
         raise APIError(400, "the body is empty: send a JSON object", param="body")
+    too_deep = APIError(400, f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels of arrays and objects",
+                        param="body")
+    if json_depth(body) > MAX_JSON_DEPTH:
+        raise too_deep
     try:
         return json.loads(body)
     except UnicodeDecodeError as err:
         raise APIError(400, f"the body is not UTF-8 (byte {err.start})", param="body") from None
     except json.JSONDecodeError as err:
         raise APIError(400, f"malformed JSON: {err.msg} at line {err.lineno} column {err.colno}", param="body") from None
+    except RecursionError:
+        raise too_deep from None
 
 
 def _validate(model, payload):

@@ -7,7 +7,7 @@ import base64
 import binascii
 import re
 
-from somelvlm.posts import Limits, PostError, load_image
+from somelvlm.posts import MODEL_IMAGE_LONG_SIDE, MODEL_IMAGE_SHORT_SIDE, Limits, PostError, load_image
 from somelvlm.serve.errors import APIError
 
 _DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*)(?P<b64>;base64)?,",
@@ -29,7 +29,7 @@ def decode_base64_field(value: str, param: str, max_bytes: int) -> bytes:
         if not match.group("b64"):
             raise APIError(400, f"{param}: only base64 data: URIs are accepted (';base64,' missing)", param=param)
         value = value[match.end():]
-    elif value.startswith(("/", "./", "../", "~")) or re.match(r"^[A-Za-z]:\\", value):
+    elif _looks_like_path(value):
         raise APIError(400, f"{param} looks like a file path: the server never reads files named by a request; "
                             "send the image bytes as base64", param=param)
     if len(value) * 3 // 4 > max_bytes:
@@ -51,10 +51,35 @@ def decode_base64_field(value: str, param: str, max_bytes: int) -> bytes:
     return data
 
 
-def decode_image(data: bytes, limits: Limits, param: str = "image"):
-    """An RGB PIL image from untrusted bytes; 413 over the pixel/byte limits, 400 when not an image."""
+def _looks_like_path(value: str) -> bool:
+    """Whether a field is a file path rather than base64.
+
+    ``./``, ``../``, ``~`` and ``C:\\`` cannot start base64. A leading ``/`` can: base64 of bytes
+    starting 0xFC-0xFF, which is how every JPEG (FF D8 FF) starts (``/9j/``). So a ``/...`` value is
+    a path unless it is strict base64 of bytes with an image signature.
+    """
+    if value.startswith(("./", "../", "~")) or re.match(r"^[A-Za-z]:\\", value):
+        return True
+    if not value.startswith("/"):
+        return False
+    compact = re.sub(r"\s+", "", value)
     try:
-        return load_image(bytes(data), limits)
+        head = base64.b64decode(compact[:64] + "=" * (-len(compact[:64]) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return True
+    return not head.startswith(_IMAGE_SIGNATURES_FROM_SLASH)
+
+
+_IMAGE_SIGNATURES_FROM_SLASH = (b"\xff\xd8\xff",)
+"""Image signatures whose base64 starts with ``/`` (first byte 0xFC-0xFF): JPEG."""
+
+
+def decode_image(data: bytes, limits: Limits, param: str = "image"):
+    """An RGB PIL image from untrusted bytes, reduced while decoded as the batch runner does
+    (``MODEL_IMAGE_SHORT_SIDE`` / ``MODEL_IMAGE_LONG_SIDE``: bounded memory under concurrent
+    requests, the same post gives the same answer); 413 over the pixel/byte limits, 400 when not an image."""
+    try:
+        return load_image(bytes(data), limits, max_side=MODEL_IMAGE_LONG_SIDE, short_side=MODEL_IMAGE_SHORT_SIDE)
     except PostError as err:
         status = 413 if err.reason == "image too large" else 400
         raise APIError(status, f"{param}: {err}", param=param) from None

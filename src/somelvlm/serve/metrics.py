@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import time
 
+from somelvlm.serve.guards import CLIENT_CLOSED
+
+CLIENT_CLOSED_STATUS = 499
+"""The status /metrics counts for a client that went away before sending its whole request."""
+
 
 class ServerMetrics:
     """Request counts and latencies per route and status, batch sizes and model time per batcher."""
@@ -35,7 +40,12 @@ class ServerMetrics:
 
 
 class MetricsMiddleware:
-    """ASGI middleware counting every response by its route template (not the raw path)."""
+    """ASGI middleware counting every response by its route template (not the raw path).
+
+    A request whose client disconnected before its body was complete (the guard sets
+    ``CLIENT_CLOSED``) counts as status 499 ("client closed", as nginx logs it), not 500; a request
+    that ends with no answer for any other reason counts as 500.
+    """
 
     def __init__(self, app, metrics: ServerMetrics) -> None:
         self.app = app
@@ -59,7 +69,25 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             self.metrics.in_flight.dec()
-            route = scope.get("route")
-            name = getattr(route, "path", None) or ("/static" if scope["path"].startswith("/static/") else "other")
+            if scope.get(CLIENT_CLOSED) and status == 500:
+                status = CLIENT_CLOSED_STATUS
+            name = route_name(scope)
             self.metrics.requests.labels(name, scope.get("method", ""), str(status)).inc()
             self.metrics.latency.labels(name).observe(time.perf_counter() - start)
+
+
+def route_name(scope) -> str:
+    """The route template a request went to; for one that ended before routing (the guard answered,
+    or the client left mid-body), the template its path matches; ``other`` for none."""
+    route = scope.get("route")
+    if getattr(route, "path", None):
+        return route.path
+    if scope["path"].startswith("/static/"):
+        return "/static"
+    from starlette.routing import Match
+
+    router = getattr(scope.get("app"), "router", None)
+    for candidate in getattr(router, "routes", []):
+        if getattr(candidate, "path", None) and candidate.matches(scope)[0] == Match.FULL:
+            return candidate.path
+    return "other"

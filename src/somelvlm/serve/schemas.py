@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 Digits = Field(4, ge=1, le=9, description="Decimal digits of probabilities; 9 keeps float32 exact "
                                            "(what the OpenAIClassifier asks for).")
+MAX_TASK_NAMES = 256
+"""Most entries a ``tasks`` list may have (the taxonomy has about 30 tasks): a longer list is a 422
+before any work, so a 50,000-entry list cannot hold the event loop."""
+MAX_LEVEL_NAMES = 32
+"""Most entries a ``levels`` list may have (there are 5 levels)."""
+MAX_NAME_CHARS = 100
+"""Longest task or level name accepted."""
+
+
+def _unique(names: list[str] | None) -> list[str] | None:
+    """The names in first-seen order without repeats (validated once, so work runs once per name)."""
+    return None if names is None else list(dict.fromkeys(names))
+
+
+Name = Annotated[str, Field(max_length=MAX_NAME_CHARS)]
+TaskNames = Annotated[list[Name] | None, Field(max_length=MAX_TASK_NAMES), AfterValidator(_unique)]
+LevelNames = Annotated[list[Name] | None, Field(max_length=MAX_LEVEL_NAMES), AfterValidator(_unique)]
 
 
 class AnalyzeRequest(BaseModel):
@@ -19,8 +36,10 @@ class AnalyzeRequest(BaseModel):
     id: str | None = Field(None, max_length=200, description="Echoed back.")
     text: str | None = Field(None, description="The post text.")
     image: str | None = Field(None, description="Image bytes as base64 or a data: URI (never a path or URL).")
-    tasks: list[str] | None = Field(None, description="Task names, e.g. ['emotion', 'irony'].")
-    levels: list[str] | None = Field(None, description="Cognitive level ids, e.g. ['knowledge_comprehension'].")
+    tasks: TaskNames = Field(None, description=f"Task names, e.g. ['emotion', 'irony'] (at most {MAX_TASK_NAMES}; "
+                                                "repeats are dropped).")
+    levels: LevelNames = Field(None, description="Cognitive level ids, e.g. ['knowledge_comprehension'] (at most "
+                                                 f"{MAX_LEVEL_NAMES}; repeats are dropped).")
     generate: bool = Field(True, description="Run generation tasks of the chosen levels when a generator is loaded.")
     probability_digits: int = Digits
 
@@ -38,7 +57,9 @@ class AnalyzeResponse(BaseModel):
     model: str
     text_source: str = Field(description="'text', or 'ocr' when the text was read off the image.")
     text_read: str | None = Field(None, description="The text read off the image, when text_source is 'ocr'.")
-    image: dict[str, int] | None = Field(None, description="Width and height of the decoded image.")
+    image: dict[str, int] | None = Field(None, description="Width and height of the decoded image (reduced to at "
+                                                           "most 768 px on its shorter side and 2048 on its longer, "
+                                                           "as the models read it).")
     results: dict[str, dict[str, Any]] = Field(description="task -> prediction, as somelvlm.analyze gives it.")
     generated: dict[str, str] = Field(default_factory=dict, description="Generation task -> generated text.")
     skipped: dict[str, str] = Field(default_factory=dict, description="Tasks chosen but not run, and why.")
@@ -115,6 +136,6 @@ class ChatRequest(BaseModel):
     stream: bool = Field(False, description="Server-sent events: chat.completion.chunk objects, then data: [DONE].")
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = Field(None, description="Up to 4 strings; the answer ends before the first one.")
-    tasks: list[str] | None = None
-    levels: list[str] | None = None
+    tasks: TaskNames = None
+    levels: LevelNames = None
     probability_digits: int = Digits
