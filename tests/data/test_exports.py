@@ -109,3 +109,17 @@ def test_unknown_format_missing_build_and_wrong_media_dir_are_clear(somedata, tm
         export_somedata(tmp_path, tmp_path / "x", "llava-json")
     with pytest.raises(FileNotFoundError, match="not under media_dir"):
         export_somedata(somedata, tmp_path / "x", "llama-factory", media_dir=tmp_path)
+
+
+def test_export_commands_of_the_cli(somedata, tmp_path, data_root):
+    """``somelvlm data export`` and ``somelvlm tasks export`` run the same writers."""
+    from somelvlm.cli import main
+
+    main(["data", "export", str(somedata), "--out", str(tmp_path / "llava"), "--format", "llava-json"])
+    arrays = sorted((tmp_path / "llava").glob("*.json"))
+    assert arrays and all(isinstance(json.load(p.open(encoding="utf-8")), list) for p in arrays)
+    main(["data", "export", str(somedata), "--out", str(tmp_path / "lf"), "--format", "llama-factory",
+          "--media-dir", str(data_root)])
+    assert (tmp_path / "lf" / "dataset_info.json").is_file()
+    main(["tasks", "export", str(tmp_path / "lm"), "--somedata", str(somedata)])
+    assert list((tmp_path / "lm").glob("*.yaml"))

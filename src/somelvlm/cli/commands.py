@@ -86,6 +86,52 @@ def data_build(cfg) -> None:  # cfg: somelvlm.data.somedata.BuildConfig
     console.print((result.out / "stats.md").read_text(encoding="utf-8"))
 
 
+@dataclass
+class DataExportConfig:
+    """Options of ``somelvlm data export``."""
+
+    somedata: Path = field(metadata={"positional": True})
+    """A SoMeData build folder (``somelvlm data build --out``)."""
+    out: Path
+    """Folder to write (replaced atomically)."""
+    fmt: Literal["llava-json", "llama-factory"] = field(default="llava-json", metadata={"flags": ["--format"]})
+    """llava-json: one JSON array per split (LLaVA's json.load); llama-factory: sharegpt data + dataset_info.json."""
+    media_dir: Path | None = None
+    """The folder the records' image paths are relative to (the data root the build read)."""
+    name: str = "somedata"
+    """Dataset name in LLaMA-Factory's dataset_info.json."""
+
+
+def data_export(cfg: DataExportConfig) -> None:
+    """Export a SoMeData build for LLaVA or LLaMA-Factory training."""
+    from somelvlm.data.exports import export_somedata
+
+    result = export_somedata(cfg.somedata, cfg.out, cfg.fmt, media_dir=cfg.media_dir, name=cfg.name)
+    console.print(f"{cfg.fmt} export -> {cfg.out}: {result}")
+
+
+@dataclass
+class TasksExportConfig:
+    """Options of ``somelvlm tasks export``."""
+
+    out: Path = field(metadata={"positional": True})
+    """Folder for the task YAMLs."""
+    somedata: Path
+    """A SoMeData build folder whose Parquet test records the tasks read."""
+    fmt: Literal["lm-eval"] = field(default="lm-eval", metadata={"flags": ["--format"]})
+    """lm-eval: lm-evaluation-harness multiple-choice tasks and one group per cognitive level."""
+    tasks: list[str] = field(default_factory=list)
+    """Only these tasks (default: every classification task with test records)."""
+
+
+def tasks_export(cfg: TasksExportConfig) -> None:
+    """Write our classification tasks as lm-evaluation-harness tasks (run them with lm_eval --include_path OUT)."""
+    from somelvlm.taxonomy.export_lm_eval import export_lm_eval
+
+    written = export_lm_eval(cfg.out, cfg.somedata, cfg.tasks or None)
+    console.print(f"{len(written)} files -> {cfg.out} (lm_eval --include_path {cfg.out} --tasks somelvlm)")
+
+
 # -- eval ------------------------------------------------------------------------------------------
 def evaluate(cfg) -> None:  # cfg: somelvlm.evaluate.report.EvalConfig
     """Score models on real test splits through the Pipeline: per task, per cognitive level, side by side."""
