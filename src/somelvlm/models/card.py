@@ -104,8 +104,10 @@ def write_card(folder: Path, test: dict | None = None) -> Path:
     from somelvlm.taxonomy.levels import LEVELS
     from somelvlm.taxonomy.registry import get_task
 
+    from somelvlm.models import read_model_config
+
     folder = Path(folder)
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    config = read_model_config(folder)
     trained = config.get("trained", {})
     cfg = trained.get("config", {})
     names = {lv.id: lv.name for lv in LEVELS}

@@ -338,10 +338,10 @@ def load_lvlm(folder: str | Path, base: str | Path | None = None, merge: bool = 
     ``BaseModelError`` naming the base it needs."""
     from safetensors.torch import load_file
 
-    from somelvlm.models import model_folder
+    from somelvlm.models import model_folder, read_model_config
 
     folder = model_folder(folder)
-    meta = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    meta = read_model_config(folder)
     need = meta.get("base") or {}
     try:
         lm, tokenizer = load_lm(base or need["name"])

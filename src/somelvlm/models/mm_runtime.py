@@ -204,4 +204,6 @@ class ImageTextClassifier:
 
 def head_meta(folder: Path | str) -> dict:
     """A head folder's ``config.json`` without loading torch."""
-    return json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    from somelvlm.models import read_model_config
+
+    return read_model_config(folder)

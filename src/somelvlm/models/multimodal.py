@@ -139,10 +139,12 @@ def load_classifier(folder: Path | str) -> tuple[Any, dict]:
     """``(model in eval mode, its config.json as a dict)`` from a folder ``save_classifier`` wrote."""
     from safetensors.torch import load_file
 
+    from somelvlm.models import read_model_config
+
     folder = Path(folder)
     if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
         raise FileNotFoundError(f"{folder} is not a multimodal head folder (needs config.json and model.safetensors)")
-    meta = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    meta = read_model_config(folder)
     known = {f.name for f in fields(MMConfig)}
     model = build_classifier(MMConfig(**{k: v for k, v in meta["config"].items() if k in known}))
     model.load_state_dict(load_file(folder / "model.safetensors"), strict=True)

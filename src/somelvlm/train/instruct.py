@@ -182,7 +182,9 @@ def train(config: InstructConfig, log: Callable[[str], None] = print) -> Path:
                     "training": training_record(config, records, out)}
             meta["training"]["world"] = dist.world
             if config.stage == 2:
-                prev = json.loads((Path(config.init) / "config.json").read_text(encoding="utf-8"))
+                from somelvlm.models import read_model_config
+
+                prev = read_model_config(config.init)
                 meta["training"] = {"stage1": prev.get("training", {}).get("stage1", prev.get("training")),
                                     "stage2": meta["training"]}
             else:
