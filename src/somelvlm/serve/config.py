@@ -51,13 +51,16 @@ class ServeConfig:
     """torch CPU threads; None keeps torch's default."""
     max_new_tokens_limit: int = 512
     """Largest max_new_tokens / max_tokens a request may ask for."""
+    workers: int = 1
+    """Server processes (uvicorn workers), each loading the models; /metrics sums over all of them."""
 
     def __post_init__(self) -> None:
         if self.token is None:
             self.token = os.environ.get(TOKEN_ENV) or None
         if not 0 < self.port < 65536:
             raise ValueError(f"--port must be in 1..65535, got {self.port}")
-        for name in ("max_body_bytes", "max_image_pixels", "max_concurrency", "max_batch", "max_new_tokens_limit"):
+        for name in ("max_body_bytes", "max_image_pixels", "max_concurrency", "max_batch", "max_new_tokens_limit",
+                     "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         for name in ("request_timeout_s", "body_timeout_s", "header_timeout_s"):
