@@ -30,8 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from somelvlm.atomic import atomic_write_text
 from _machine import cpu_name  # benchmarks/_machine.py (the script's folder is on sys.path)
+
+from somelvlm.atomic import atomic_write_text
 
 OUT = Path(__file__).parent / "results"
 OPTIONS = {"ocr": False, "multimodal": False}

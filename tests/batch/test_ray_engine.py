@@ -18,8 +18,8 @@ import pytest
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'somelvlm[ray]')")
 pytest.importorskip("peft")
 
-from somelvlm.batch.ray_engine import RayConfig, connect, read_results, result_files, run_ray  # noqa: E402
-from somelvlm.batch.runner import RunConfig, run  # noqa: E402
+from somelvlm.batch.ray_engine import RayConfig, connect, read_results, result_files, run_ray
+from somelvlm.batch.runner import RunConfig, run
 
 TASKS = ["emotion", "irony", "hate"]
 
@@ -169,3 +169,57 @@ def test_out_must_be_a_folder(tmp_path):
     (tmp_path / "x.parquet").write_bytes(b"")
     with pytest.raises(ValueError, match="is a file"):
         run_ray(tmp_path / "in.jsonl", tmp_path / "x.parquet", {})
+
+
+@pytest.fixture(scope="module")
+def tiny_lvlm(tmp_path_factory):
+    """A tiny generator folder (random 2-layer Llama + LoRA) that the lvlm backend loads in any process."""
+    from gen_helpers import make_tiny_lm
+    from peft import LoraConfig, get_peft_model
+
+    from somelvlm.models.lvlm import LVLM, base_record, load_lm, save_lvlm
+
+    root = tmp_path_factory.mktemp("ray-gen")
+    lm, tok = load_lm(make_tiny_lm(root / "lm"))
+    base = base_record(lm, str(root / "lm"))
+    lm = get_peft_model(lm, LoraConfig(r=2, target_modules=["q_proj"]))
+    return save_lvlm(root / "tiny-lvlm", LVLM(lm), tok, {"name": "tiny-lvlm", "base": base})
+
+
+def test_generation_tasks_run_the_same_way(local_ray, tiny_compact, tiny_lvlm, tweets, tmp_path):
+    from somelvlm.pipeline import Pipeline
+
+    source = tmp_path / "posts.jsonl"
+    source.write_text("".join(json.dumps({"id": f"g-{i}", "text": t}) + "\n" for i, t in enumerate(tweets[:12])),
+                      encoding="utf-8")
+    opts = options(tiny_compact) | {"tasks": ["emotion", "hashtags"], "generator": str(tiny_lvlm), "batch_size": 4}
+    summary = run_ray(source, tmp_path / "out", opts, RayConfig(workers=2, batch_size=4, block_rows=4), progress=False)
+    assert summary.failed == {} and summary.written == 12
+    got = by_id(read_results(tmp_path / "out").to_pylist())
+    assert sorted(got) == sorted(f"g-{i}" for i in range(12))
+    assert all("hashtags.answer" in r and "emotion.label" in r for r in got.values())
+    run(source, tmp_path / "local.parquet", Pipeline(**opts), RunConfig(batch_size=4), progress=False)
+    assert_same(by_id(pq.read_table(tmp_path / "local.parquet").to_pylist()), got)
+
+
+def test_shards_of_a_folder_by_uri(tmp_path):
+    from somelvlm.batch.ray_engine import list_shards
+
+    (tmp_path / "sub").mkdir()
+    for name in ("b.jsonl", "sub/a.parquet", "notes.txt", ".hidden.jsonl", "_plan.json"):
+        (tmp_path / name).write_text("x")
+    shards = list_shards(f"file://{tmp_path}")
+    assert [(s.name, s.format) for s in shards] == [("b.jsonl", "jsonl"), ("sub/a.parquet", "parquet")]
+    assert shards[0].uri == f"file://{tmp_path}/b.jsonl"
+    with pytest.raises(FileNotFoundError, match="not found"):
+        list_shards(tmp_path / "missing")
+
+
+def test_missing_ray_names_the_extra(monkeypatch):
+    import sys
+
+    from somelvlm.batch import ray_engine
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ImportError, match=r"pip install 'somelvlm\[ray\]'"):
+        ray_engine._require_ray()

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from somelvlm.serve.server import free_port, stop_process
 
@@ -33,7 +32,7 @@ def serve_command(model: Path, port: int) -> list[str]:
 
 
 def counted(metrics: str, route: str) -> float:
-    pattern = re.compile(r'^somelvlm_requests_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$', re.M)
+    pattern = re.compile(r'^somelvlm_requests_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$', re.MULTILINE)
     return sum(float(m["value"]) for m in pattern.finditer(metrics) if f'route="{route}"' in m["labels"])
 
 

@@ -288,8 +288,8 @@ class BlockWorker:
             try:
                 written, errors, failed = *self.run_block(desc), ""
             except Exception as err:  # noqa: BLE001 - reported per block, the other blocks go on
-                written, errors, failed = 0, 0, f"shard {desc['name']} (block {desc['block']}): " \
-                                                f"{type(err).__name__}: {err}"
+                failed = f"shard {desc['name']} (block {desc['block']}): {type(err).__name__}: {err}"
+                written, errors = 0, 0
             for key, value in zip(out, (desc["block"], written, errors, failed), strict=True):
                 out[key].append(value)
         return out
@@ -349,7 +349,7 @@ def _count_task(shards: list[Shard], columns: dict[str, str]) -> list[int | str]
 def _require_ray():
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError as err:
         raise ImportError(f"{RAY_EXTRA} ({err})") from None
     return ray
@@ -409,9 +409,9 @@ def run_ray(input: str | Path, out_dir: str | Path, pipeline_options: dict, conf
         todo = [b for b in blocks if not (out_dir / block_file(b["block"])).is_file()]
         summary = RaySummary(len(blocks), len(blocks) - len(todo), 0, 0, dict(failed), out_dir=out_dir)
         options = {"threads": max(1, int(config.num_cpus_per_worker))} | dict(pipeline_options)
-        worker_args = dict(pipeline_options=options, run_config=run_config, out_dir=str(out_dir.resolve()),
-                           columns=columns, prefix_ids=len(shards) > 1 or _is_folder(input),
-                           make_predict=make_predict)
+        worker_args = {"pipeline_options": options, "run_config": run_config, "out_dir": str(out_dir.resolve()),
+                       "columns": columns, "prefix_ids": len(shards) > 1 or _is_folder(input),
+                       "make_predict": make_predict}
         last_errors: dict[str, str] = {}
         for _attempt in range(1 + config.retries):
             if not todo:

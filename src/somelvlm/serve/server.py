@@ -25,8 +25,8 @@ CONFIG_ENV = "SOMELVLM_SERVE_CONFIG"
 
 def uvicorn_options(config: ServeConfig, **overrides) -> dict:
     """uvicorn settings that bound slow clients (keep-alive, h11 header size), without the protocol class."""
-    options = dict(host=config.host, port=config.port, timeout_keep_alive=5, h11_max_incomplete_event_size=64 * 1024,
-                   log_level="warning", access_log=False, lifespan="on")
+    options = {"host": config.host, "port": config.port, "timeout_keep_alive": 5,
+               "h11_max_incomplete_event_size": 64 * 1024, "log_level": "warning", "access_log": False, "lifespan": "on"}
     options.update(overrides)
     return options
 
