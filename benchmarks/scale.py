@@ -118,34 +118,60 @@ def run_variant(name: str, source: Path, out: Path, block_rows: int) -> dict:
     return result
 
 
-def to_markdown(report: dict) -> str:
-    local = next((r for r in report["variants"] if r["variant"] == "local"), None)
-    lines = ["# Scale: the local engine against Ray with 1 and 2 workers", "",
-             f"Command: `{report['command']}`. {report['posts']} real tweets (TweetEval emoji + sentiment test), "
-             f"the default pipeline (SoMe-mini, {report['tasks']} heads, text only), on {report['cpu']} with "
-             f"{report['cores']} cores shared with other work. Load average (1 min) at each variant's start and end "
-             "is in the table: with a load far above 2 the absolute rates are depressed and the ratios noisy.", "",
+def _round_table(report: dict, rnd: dict) -> list[str]:
+    local = next((r for r in rnd["variants"] if r["variant"] == "local"), None)
+    lines = [f"Command: `{rnd['command']}` (order: {', '.join(r['variant'] for r in rnd['variants'])}).", "",
              "| variant | workers x CPUs | posts | every id once | end to end (s) | posts/s | ratio to local | "
              "overhead vs local (s) | posts/s after start-up | model load (s) | peak RSS per worker (MB) | "
              "load avg start / end |",
              "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for r in report["variants"]:
+    for r in rnd["variants"]:
         shape = {"local": "1 process x 2 threads", "ray-1": "1 x 2", "ray-2": "2 x 1"}[r["variant"]]
         ratio = f"{r['posts_per_s'] / local['posts_per_s']:.2f}" if local else "-"
         overhead = f"{r['seconds'] - local['seconds']:+.1f}" if local else "-"
         once = "yes" if r["posts"] == r["unique_ids"] == report["posts"] else f"NO ({r['unique_ids']})"
         lines.append(f"| {r['variant']} | {shape} | {r['posts']} | {once} | {r['seconds']:.1f} | {r['posts_per_s']:.1f} | "
                      f"{ratio} | {overhead} | {r['posts_per_s_after_startup']:.1f} | {r.get('model_load_s')} | "
-                     f"{r.get('peak_rss_mb')} | "
-                     f"{r['loadavg_start']} / {r['loadavg_end']} |")
-    ray_rows = [r for r in report["variants"] if r["variant"] != "local"]
+                     f"{r.get('peak_rss_mb')} | {r['loadavg_start']} / {r['loadavg_end']} |")
+    ray_rows = [r for r in rnd["variants"] if r["variant"] != "local"]
     if ray_rows:
         lines += ["", "Ray start (local cluster, 2 CPUs): " + ", ".join(f"{r['variant']} {r['ray_start_s']} s" for r in ray_rows)
                   + ". Driver peak RSS: " + ", ".join(f"{r['variant']} {r['driver_peak_rss_mb']} MB" for r in ray_rows)
-                  + ". Ray's own daemons (GCS, raylet, object store) are not counted in the per-worker peak. "
-                  "Posts/s after start-up leaves out Ray's start and the slowest actor's model load."]
-    lines += ["", report.get("note", "")]
+                  + "."]
+    return lines
+
+
+def to_markdown(report: dict) -> str:
+    rounds = report["rounds"]
+    lines = ["# Scale: the local engine against Ray with 1 and 2 workers", "",
+             f"{report['posts']} real tweets (TweetEval emoji + sentiment test), the default pipeline (SoMe-mini, "
+             f"{report['tasks']} heads, text only), blocks of {report['block_rows']} rows, on {report['cpu']} with "
+             f"{report['cores']} cores shared with other work. Each variant runs in its own process and must write every "
+             "id exactly once. The load average (1 min) at each variant's start and end is in the tables: with a "
+             "load far above 2 the absolute rates are depressed and single ratios are noisy.", ""]
+    names = [r["variant"] for r in rounds[0]["variants"]]
+    mean = {n: [r for rnd in rounds for r in rnd["variants"] if r["variant"] == n] for n in names}
+    rate = {n: sum(r["posts_per_s"] for r in rows) / len(rows) for n, rows in mean.items()}
+    warm = {n: sum(r["posts_per_s_after_startup"] for r in rows) / len(rows) for n, rows in mean.items()}
+    if "local" in rate:
+        lines += [f"Mean over {len(rounds)} round(s): " + "; ".join(
+            f"{n} {rate[n]:.1f} posts/s end to end ({rate[n] / rate['local']:.2f}x local), {warm[n]:.1f} after start-up"
+            for n in names) + ".", ""]
+    for i, rnd in enumerate(rounds, 1):
+        lines += [f"## Round {i}", "", *_round_table(report, rnd), ""]
+    lines += ["Ray's own daemons (GCS, raylet, object store) are not counted in the per-worker peak. Posts/s after "
+              "start-up leaves out Ray's start and the slowest actor's model load (local: the model load).", "",
+              report.get("note", "")]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def merge(paths: list[Path], note: str) -> dict:
+    """One report from the results of several invocations (each a round, e.g. in opposite orders)."""
+    reports = [json.loads(Path(p).read_text()) for p in paths]
+    rounds = [rnd for rep in reports for rnd in rep.get("rounds", [{"command": rep.get("command"),
+                                                                     "variants": rep.get("variants", [])}])]
+    return {**{k: reports[0][k] for k in ("posts", "tasks", "cpu", "cores", "block_rows")}, "rounds": rounds,
+            "note": note or reports[-1].get("note", "")}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -157,7 +183,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--note", default="", help="A sentence added to the markdown (what disappointed, the load).")
+    parser.add_argument("--merge", type=Path, nargs="+", help="Combine earlier scale.json files (one round each) "
+                                                                 "into one report, running nothing.")
     args = parser.parse_args(argv)
+    if args.merge:
+        write(merge(args.merge, args.note))
+        return
     if args.variant:
         print("RESULT " + json.dumps(run_variant(args.variant, args.input, args.out, args.block_rows)), flush=True)
         return
@@ -176,9 +207,12 @@ def main(argv: list[str] | None = None) -> None:
         results.append(json.loads(line.removeprefix("RESULT ")))
         print(json.dumps(results[-1]), flush=True)
     tasks = next((r["tasks"] for r in results if "tasks" in r), None)
-    report = {"command": "python benchmarks/scale.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "posts": args.posts, "tasks": tasks, "cpu": cpu_name(), "cores": os.cpu_count(),
-              "block_rows": args.block_rows, "variants": results, "note": args.note}
+    command = "python benchmarks/scale.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    write({"posts": args.posts, "tasks": tasks, "cpu": cpu_name(), "cores": os.cpu_count(), "block_rows": args.block_rows,
+           "rounds": [{"command": command, "variants": results}], "note": args.note})
+
+
+def write(report: dict) -> None:
     OUT.mkdir(exist_ok=True)
     atomic_write_text(OUT / "scale.json", json.dumps(report, indent=1))
     atomic_write_text(OUT / "scale.md", to_markdown(report))

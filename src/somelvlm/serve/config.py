@@ -52,7 +52,8 @@ class ServeConfig:
     max_new_tokens_limit: int = 512
     """Largest max_new_tokens / max_tokens a request may ask for."""
     workers: int = 1
-    """Server processes (uvicorn workers), each loading the models; /metrics sums over all of them."""
+    """Server processes (uvicorn workers), each loading the models; /metrics sums over all of them. With
+    ``threads`` unset each worker gets cores / workers threads."""
 
     def __post_init__(self) -> None:
         if self.token is None:

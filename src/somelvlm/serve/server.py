@@ -15,7 +15,7 @@ import os
 import socket
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from somelvlm.serve.config import ServeConfig
 
@@ -65,6 +65,8 @@ def serve_workers(config: ServeConfig) -> None:
 
     from somelvlm.serve.metrics import MULTIPROC_ENV
 
+    if config.threads is None:  # N workers share the cores instead of each taking all of them
+        config = replace(config, threads=max(1, (os.cpu_count() or 1) // config.workers))
     metrics_dir = tempfile.mkdtemp(prefix="somelvlm-metrics-")
     os.environ[MULTIPROC_ENV] = metrics_dir  # inherited by the workers, which import prometheus_client anew
     os.environ[CONFIG_ENV] = json.dumps(asdict(config))
