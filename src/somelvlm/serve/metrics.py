@@ -1,26 +1,25 @@
-"""Prometheus metrics of one app (its own registry, so several apps can live in one process).
-
-With several server processes (``somelvlm serve --workers N``) the server sets
-``PROMETHEUS_MULTIPROC_DIR`` before the workers start: prometheus_client then keeps every value in a
-file per process there, and /metrics sums the files of all workers (``MultiProcessCollector``), so
-any worker answers with the totals of the whole server.
-"""
+"""Prometheus metrics of one app (its own registry, so several apps can live in one process)."""
 
 from __future__ import annotations
 
-import os
 import time
-
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class ServerMetrics:
-    """Request counts and latencies per route and status, batch sizes and model time per batcher."""
+    """Request counts and latencies per route and status, batch sizes and model time per batcher.
+
+    With several server processes (``somelvlm serve --workers N``) the server sets
+    ``PROMETHEUS_MULTIPROC_DIR`` before the workers start: prometheus_client then keeps every value in
+    a file per process there, and ``render`` sums the files of all workers (``MultiProcessCollector``),
+    so any worker answers /metrics with the totals of the whole server.
+    """
 
     def __init__(self) -> None:
+        import os
+
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))  # values in the workers' shared folder
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))  # values in the workers' shared folder
         self.registry = CollectorRegistry()
         self.requests = Counter("somelvlm_requests", "HTTP requests by route and status code",
                                 ["route", "method", "status"], registry=self.registry)

@@ -21,6 +21,8 @@ from somelvlm.serve.config import ServeConfig
 
 CONFIG_ENV = "SOMELVLM_SERVE_CONFIG"
 """Environment variable carrying the ``ServeConfig`` (JSON) from the server to its worker processes."""
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client's folder for the values of several processes (read by ``serve.metrics``)."""
 
 
 def uvicorn_options(config: ServeConfig, **overrides) -> dict:
@@ -63,8 +65,6 @@ def serve_workers(config: ServeConfig) -> None:
 
     import uvicorn
 
-    from somelvlm.serve.metrics import MULTIPROC_ENV
-
     if config.threads is None:  # N workers share the cores instead of each taking all of them
         config = replace(config, threads=max(1, (os.cpu_count() or 1) // config.workers))
     metrics_dir = tempfile.mkdtemp(prefix="somelvlm-metrics-")
@@ -86,7 +86,6 @@ def app_from_env():
     import atexit
 
     from somelvlm.serve.app import create_app
-    from somelvlm.serve.metrics import MULTIPROC_ENV
 
     if os.environ.get(MULTIPROC_ENV):
         from prometheus_client import multiprocess
