@@ -53,6 +53,9 @@ class ServeConfig:
     """torch CPU threads; None keeps torch's default."""
     max_new_tokens_limit: int = 512
     """Largest max_new_tokens / max_tokens a request may ask for."""
+    workers: int = 1
+    """Server processes (uvicorn workers), each loading the models; /metrics sums over all of them. With
+    ``threads`` unset each worker gets cores / workers threads."""
 
     @property
     def int8(self) -> bool:
@@ -66,7 +69,8 @@ class ServeConfig:
             raise ValueError(f"--runtime must be auto, onnx, torch or torch-int8, got {self.runtime!r}")
         if not 0 < self.port < 65536:
             raise ValueError(f"--port must be in 1..65535, got {self.port}")
-        for name in ("max_body_bytes", "max_image_pixels", "max_concurrency", "max_batch", "max_new_tokens_limit"):
+        for name in ("max_body_bytes", "max_image_pixels", "max_concurrency", "max_batch", "max_new_tokens_limit",
+                     "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         for name in ("request_timeout_s", "body_timeout_s", "header_timeout_s"):

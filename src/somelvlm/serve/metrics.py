@@ -11,18 +11,28 @@ CLIENT_CLOSED_STATUS = 499
 
 
 class ServerMetrics:
-    """Request counts and latencies per route and status, batch sizes and model time per batcher."""
+    """Request counts and latencies per route and status, batch sizes and model time per batcher.
+
+    With several server processes (``somelvlm serve --workers N``) the server sets
+    ``PROMETHEUS_MULTIPROC_DIR`` before the workers start: prometheus_client then keeps every value in
+    a file per process there, and ``render`` sums the files of all workers (``MultiProcessCollector``),
+    so any worker answers /metrics with the totals of the whole server.
+    """
 
     def __init__(self) -> None:
+        import os
+
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))  # values in the workers' shared folder
         self.registry = CollectorRegistry()
         self.requests = Counter("somelvlm_requests", "HTTP requests by route and status code",
                                 ["route", "method", "status"], registry=self.registry)
         self.latency = Histogram("somelvlm_request_seconds", "Request latency by route", ["route"],
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
                                  registry=self.registry)
-        self.in_flight = Gauge("somelvlm_requests_in_flight", "Requests being processed", registry=self.registry)
+        self.in_flight = Gauge("somelvlm_requests_in_flight", "Requests being processed", registry=self.registry,
+                               multiprocess_mode="livesum")
         self.batch_size = Histogram("somelvlm_batch_size", "Items per model call", ["batcher"],
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=self.registry)
         self.batch_seconds = Histogram("somelvlm_batch_seconds", "Seconds per model call", ["batcher"],
@@ -36,6 +46,12 @@ class ServerMetrics:
     def render(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+        if self.multiprocess:
+            from prometheus_client import CollectorRegistry, multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
