@@ -223,3 +223,23 @@ def test_missing_ray_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ImportError, match=r"pip install 'somelvlm\[ray\]'"):
         ray_engine._require_ray()
+
+
+def test_analyze_engine_ray_on_the_command_line(local_ray, tiny_compact, tweets, tmp_path):
+    """``somelvlm analyze INPUT --engine ray --out DIR`` runs the same pipeline as the local engine."""
+    from somelvlm.cli import main
+
+    src = write_posts(tmp_path / "posts.jsonl", tweets[:16])
+    local = tmp_path / "local.jsonl"
+    main(["analyze", str(src), "--out", str(local), "--model", str(tiny_compact), "--tasks", "emotion,irony",
+          "--no-multimodal", "--no-show", "-q"])
+    main(["analyze", str(src), "--out", str(tmp_path / "shards"), "--engine", "ray", "--workers", "1",
+          "--model", str(tiny_compact), "--tasks", "emotion,irony", "--no-multimodal", "-q"])
+    rows = by_id(read_results(tmp_path / "shards").to_pylist())
+    want = {r["id"]: r for r in map(json.loads, local.read_text(encoding="utf-8").splitlines())}
+    assert set(rows) == set(want)
+    for rid, row in want.items():  # the same labels, and the same error records for the bad rows
+        if "error" in row:
+            assert rows[rid]["error.reason"] == row["error"]["reason"]
+        else:
+            assert rows[rid]["emotion.label"] == row["emotion"]["label"]

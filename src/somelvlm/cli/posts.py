@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from somelvlm.batch.ray_engine import RayConfig
 from somelvlm.batch.runner import RunConfig
 from somelvlm.cli import common
 from somelvlm.cli.commands import JSON, RUNTIME_HELP, Runtime, _Counted
@@ -66,12 +67,20 @@ class AnalyzeConfig:
     """Generative model for generation tasks (detoxify, hashtags, ...) (default some-lvlm)."""
     run: RunConfig = field(default_factory=RunConfig)
     """How posts are batched, limited and retried."""
+    engine: Literal["local", "ray"] = "local"
+    """local: this process, --out a JSONL or Parquet file; ray: a Ray Data actor pool running the same
+    pipeline (INPUT a file, a folder of shards or a URI; --out a folder of Parquet shards; rerun resumes)."""
+    ray: RayConfig = field(default_factory=RayConfig)
+    """The ray engine's actor pool (--ray.workers, --ray.address to join a cluster, ...)."""
 
 
 def analyze(cfg: AnalyzeConfig) -> None:
     """Label every post for every chosen task; streamed, resumable, bad rows become error records."""
     from somelvlm.batch.runner import ModelFailing, run
     from somelvlm.pipeline import Pipeline
+
+    if cfg.engine == "ray":
+        return analyze_on_ray(cfg)
 
     with posts_input(cfg.input, cfg.fmt, cfg.run) as (source, run_config), analysis_output(cfg) as target:
         analyzer = Pipeline(cfg.model, cfg.tasks, cfg.level, ocr=cfg.ocr, multimodal=cfg.multimodal, rkc=cfg.rkc,
@@ -91,6 +100,30 @@ def analyze(cfg: AnalyzeConfig) -> None:
 
             for table in analysis_tables(target.path, analyzer.tasks):
                 console.print(table)
+
+
+def analyze_on_ray(cfg: AnalyzeConfig) -> None:
+    """``analyze --engine ray``: the Pipeline in a Ray Data actor pool, Parquet shards in ``--out``."""
+    from somelvlm.batch.ray_engine import run_ray
+
+    if not cfg.out or cfg.out == "-":
+        raise ValueError("--engine ray needs --out OUT_DIR (a folder for the Parquet shards)")
+    options = {"model": cfg.model, "tasks": cfg.tasks or None, "levels": cfg.level or None, "generator": cfg.generator,
+               "runtime": cfg.runtime, "ocr": cfg.ocr, "multimodal": cfg.multimodal,
+               "rkc": str(cfg.rkc) if cfg.rkc else None}
+    try:
+        summary = run_ray(cfg.input, cfg.out, options, cfg.ray, cfg.run, text_col=cfg.text_col,
+                          image_col=cfg.image_col, id_col=cfg.id_col, fmt=cfg.fmt, progress=not common.QUIET)
+    except ConnectionError as err:
+        raise ValueError(str(err)) from None
+    if not common.QUIET:
+        err_console.print(f"{summary.written} posts written in {summary.blocks - summary.skipped_blocks} blocks "
+                          f"({summary.skipped_blocks} already done), {summary.errors} errors -> {cfg.out} "
+                          f"({summary.seconds:.1f} s)", markup=False)
+    if summary.failed:
+        for name, why in summary.failed.items():
+            err_console.print(f"failed: {name}: {why}", markup=False)
+        raise Stopped(1, f"{len(summary.failed)} blocks gave no output; rerun the same command to retry them")
 
 
 @contextlib.contextmanager
