@@ -28,7 +28,7 @@ def small_build(data_root, tmp_path_factory):
 def test_records_are_sharegpt_conversations(small_build, data_root):
     out, result = small_build
     records = [json.loads(line) for s in ("train", "val", "test")
-               for line in (out / f"{s}.jsonl").read_text(encoding="utf-8").splitlines()]
+               for line in (out / f"{s}.jsonl").read_text(encoding="utf-8").split("\n") if line.strip()]
     assert {r["task"] for r in records} == set(SMALL_TASKS)
     for r in records:
         human, gpt = r["conversations"]
@@ -132,7 +132,7 @@ def test_full_build_has_no_test_post_in_train_or_val(full_build, data_root):
 
     out, result = full_build
     records = [json.loads(line) for s in ("train", "val", "test")
-               for line in (out / f"{s}.jsonl").read_text(encoding="utf-8").splitlines()]
+               for line in (out / f"{s}.jsonl").read_text(encoding="utf-8").split("\n") if line.strip()]
     wanted = {r["id"] for r in records}
     texts = {}
     for source in sorted({r["source"] for r in records}):

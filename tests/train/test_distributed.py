@@ -193,15 +193,16 @@ def test_instruct_on_a_hf_vlm_on_two_processes_equals_one(tiny_data, tmp_path):
 
 
 @pytest.mark.slow
-def test_heads_on_two_processes_equal_one(data_root, tmp_path):
+def test_heads_on_two_processes_equal_one(data_root, tmp_path, tiny_encoder):
     """The heads recipe on real data (a classification and a regression task, class-weighted CE and
     MSE), a tiny BERT without dropout: 1 process x batch 8 against 2 processes x batch 4."""
-    from conftest import make_tiny_encoder
+    import shutil
+
     from safetensors.torch import load_file
 
     from somelvlm.train.heads import HeadsConfig, train
 
-    encoder = make_tiny_encoder(tmp_path / "encoder")
+    encoder = Path(shutil.copytree(tiny_encoder, tmp_path / "encoder"))  # a copy: its dropout is changed below
     config_path = encoder / "config.json"
     config = json.loads(config_path.read_text())
     config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
