@@ -1,4 +1,4 @@
-"""Fit calibration (per-head temperatures) and applicability (per-head reference embeddings and in-domain
+"""Fit calibration (per-head temperatures) and applicability (per-head domain classifiers and in-domain
 thresholds) for a compact model folder, from the TRAIN and VALIDATION splits of ../shared/data only.
 
     nice -n 10 python benchmarks/fit_trust.py                       # the shipped some-mini
@@ -13,7 +13,6 @@ weights digest), so calibration.py and transfer.py reuse them.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
 
@@ -65,26 +64,23 @@ def fit_calibration(model, val: dict[str, tuple[np.ndarray, list]], digest: str)
 
 
 def fit_applicability(train: dict[str, tuple[np.ndarray, list]], val: dict[str, tuple[np.ndarray, list]],
-                      digest: str, *, centroids: int, k: int, quantile: float):
-    """Reference centroids per head (shared by heads with the same training sample) and val thresholds."""
-    from somelvlm.models.applicability import Applicability, HeadDomain, fit_head, knn_similarity
+                      digest: str, *, quantile: float, per_background_head: int, c: float):
+    """A domain classifier per head: its training posts against those of every head that shares no
+    training post with it (up to ``per_background_head`` each); threshold from its val posts."""
+    from somelvlm.models.applicability import Applicability, HeadDomain, fit_head
 
     app = Applicability(model_digest=digest)
-    by_fingerprint: dict[str, str] = {}
+    texts = {t: {it.text for it in items} for t, (_, items) in train.items()}
     for task, (emb, items) in train.items():
         v_emb = val[task][0]
         if len(emb) == 0 or len(v_emb) == 0:
             print(f"  {task}: no train or val posts, no applicability", file=sys.stderr)
             continue
-        fp = hashlib.sha256("\0".join(it.text for it in items).encode()).hexdigest()
-        if fp in by_fingerprint:
-            ref = by_fingerprint[fp]
-            threshold = float(np.quantile(knn_similarity(v_emb, app.refs[ref], k), quantile))
-        else:
-            ref = by_fingerprint[fp] = task
-            app.refs[ref], threshold = fit_head(emb, v_emb, m=centroids, k=k, quantile=quantile)
-        app.heads[task] = HeadDomain(ref=ref, k=k, threshold=round(threshold, 6), quantile=quantile,
-                                     n_train=len(emb), n_val=len(v_emb))
+        others = [u for u in train if u != task and len(train[u][0]) and not (texts[u] & texts[task])]
+        background = np.concatenate([train[u][0][:per_background_head] for u in others])
+        app.weights[task], threshold = fit_head(emb, background, v_emb, quantile=quantile, c=c)
+        app.heads[task] = HeadDomain(threshold=round(threshold, 6), quantile=quantile, n_train=len(emb),
+                                     n_val=len(v_emb), n_background=len(background), background=others)
     return app
 
 
@@ -95,10 +91,11 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path, default=ASSETS / "some-mini", help="compact model folder to write into")
     ap.add_argument("--data", type=Path, default=DATA, help="the data root (train and val splits are read)")
-    ap.add_argument("--train-cap", type=int, default=1500, help="training posts sampled per head for its references")
-    ap.add_argument("--val-cap", type=int, default=2000, help="validation posts per head (temperatures, thresholds)")
-    ap.add_argument("--centroids", type=int, default=64, help="reference vectors per head (k-means centroids)")
-    ap.add_argument("--k", type=int, default=3, help="nearest references averaged into the domain score")
+    ap.add_argument("--train-cap", type=int, default=1000, help="training posts sampled per head (its domain classifier)")
+    ap.add_argument("--val-cap", type=int, default=1500, help="validation posts per head (temperatures, thresholds)")
+    ap.add_argument("--background", type=int, default=200,
+                    help="training posts of each other dataset's head in a head's background (negatives)")
+    ap.add_argument("--c", type=float, default=1.0, help="inverse L2 strength of the domain classifiers")
     ap.add_argument("--quantile", type=float, default=0.05,
                     help="threshold = this quantile of the head's val scores (about this share of its posts is flagged)")
     ap.add_argument("--threads", type=int, default=2)
@@ -121,15 +118,14 @@ def main(argv: list[str] | None = None) -> None:
         splits[split] = out
 
     calibration = fit_calibration(model, splits["val"], digest)
-    app = fit_applicability(splits["train"], splits["val"], digest, centroids=args.centroids, k=args.k,
-                            quantile=args.quantile)
+    app = fit_applicability(splits["train"], splits["val"], digest, quantile=args.quantile,
+                            per_background_head=args.background, c=args.c)
     print(f"wrote {calibration.save(args.model)}")
-    print(f"wrote {app.save(args.model)} ({(args.model / 'applicability.safetensors').stat().st_size / 1e6:.2f} MB, "
-          f"{len(app.refs)} reference sets)")
+    print(f"wrote {app.save(args.model)} ({(args.model / 'applicability.safetensors').stat().st_size / 1e3:.0f} kB)")
     for task in model.tasks:
         t = calibration.temperatures.get(task, "-")
         h = app.heads.get(task)
-        print(f"  {task:18s} T={t}  threshold={h.threshold if h else '-'}  ref={h.ref if h else '-'}")
+        print(f"  {task:18s} T={t}  threshold={h.threshold if h else '-'}  background={h.n_background if h else '-'}")
 
 
 if __name__ == "__main__":

@@ -249,7 +249,8 @@ def markdown(results: list[dict], matrix: dict, name: str) -> tuple[str, str]:
     section = ("Share of posts (%) each head flags as out of its domain (`in_domain: false`): its own test split, "
                "and fixed sets of other domains (test splits: TweetEval emotion, Constraint COVID, LIAR, FHM meme "
                "text). Thresholds: the 5th percentile of the head's own validation posts' domain score "
-               "(mean cosine similarity to the 3 nearest of 64 k-means centroids of its training posts' embeddings). "
+               "(the probability of a per-head logistic regression on the encoder's embedding, the head's training posts "
+               "against other datasets' training posts; `models/applicability.py`). "
                "A head on the same kind of posts it was trained on (e.g. emotion on other tweets) is meant to "
                "flag few. " + summary + " Full report: `benchmarks/results/transfer.md`.\n\n" + "\n".join(mat) + "\n")
     full = "\n".join(lines) + "\n\n## Domain matrix (flagged %)\n\n" + section

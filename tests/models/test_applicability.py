@@ -1,12 +1,11 @@
-"""Applicability (in-domain answer per head) and calibration inside the compact model folder: the
-nearest-reference score by hand, a tiny model with fitted files, an old folder without them, one
-encoder pass for probabilities and domain scores, stale files refused."""
+"""Applicability (in-domain answer per head) and calibration inside the compact model folder: the domain
+score by hand, a domain classifier that separates two domains, a tiny model with fitted files, an old
+folder without them, one encoder pass for probabilities and domain scores, stale files refused."""
 
 import numpy as np
 import pytest
 
-from somelvlm.models.applicability import (Applicability, HeadDomain, fit_head, knn_similarity, model_digest,
-                                           spherical_kmeans)
+from somelvlm.models.applicability import Applicability, HeadDomain, domain_probability, fit_head, model_digest
 from somelvlm.models.calibration import Calibration
 from somelvlm.models.compact import CompactModel, save_compact
 from somelvlm.models.encoder import weights_digest
@@ -15,25 +14,27 @@ from test_compact import LORA, build
 
 IN = ["what a lovely day at the beach", "so happy with my new puppy", "great game tonight, loved it",
       "best coffee in town this morning", "sunny weekend with friends", "my sister got married today"]
+OTHER = ["the senate passed the appropriations bill", "governor signs executive order on tax policy",
+         "congress votes on the budget resolution", "the minister announced new tariffs"]
 
 
-def test_knn_similarity_by_hand():
-    refs = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
-    x = np.array([[2.0, 0.0]])  # cosines: 1, 0, 0.6
-    assert knn_similarity(x, refs, 1) == pytest.approx([1.0])
-    assert knn_similarity(x, refs, 2) == pytest.approx([0.8])
-    assert knn_similarity(x, refs, 10) == pytest.approx([1.6 / 3])  # k capped at the number of references
+def test_domain_probability_by_hand():
+    weights = np.array([2.0, 0.0, -1.0], dtype=np.float32)  # w = (2, 0), b = -1
+    x = np.array([[3.0, 0.0], [0.0, 5.0]])  # normalised: (1, 0) -> z = 1; (0, 1) -> z = -1
+    assert domain_probability(x, weights) == pytest.approx([1 / (1 + np.exp(-1)), 1 / (1 + np.exp(1))])
 
 
-def test_kmeans_finds_separated_clusters_and_threshold_flags_the_other_cluster():
+def test_domain_classifier_separates_domains_and_threshold_flags_the_share_asked():
     rng = np.random.default_rng(0)
-    a = rng.normal(0, 0.05, (300, 8)) + np.eye(8)[0]
-    b = rng.normal(0, 0.05, (300, 8)) + np.eye(8)[1]
-    centres = spherical_kmeans(np.concatenate([a, b]), 2)
-    assert sorted(int(np.argmax(c)) for c in centres) == [0, 1]
-    refs, threshold = fit_head(a[:200], a[200:], m=8, k=2, quantile=0.05)
-    assert (knn_similarity(a[200:], refs, 2) < threshold).mean() == pytest.approx(0.05, abs=0.02)
-    assert (knn_similarity(b, refs, 2) < threshold).all()
+    own = rng.normal(0, 0.3, (600, 8)) + np.eye(8)[0]
+    other = rng.normal(0, 0.3, (600, 8)) + np.eye(8)[1]
+    weights, threshold = fit_head(own[:300], other[:300], own[300:500], quantile=0.05)
+    assert weights.shape == (9,)
+    assert (domain_probability(own[300:500], weights) < threshold).mean() == pytest.approx(0.05, abs=0.01)
+    assert (domain_probability(own[500:], weights) < threshold).mean() < 0.15  # unseen own posts mostly kept
+    assert (domain_probability(other[300:], weights) < threshold).mean() > 0.95  # the other domain flagged
+    with pytest.raises(ValueError, match="background"):
+        fit_head(own, other[:0], own, quantile=0.05)
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +47,11 @@ def folders(tiny_encoder, tmp_path_factory):
                      encoder_digest=weights_digest(str(tiny_encoder)), lora=LORA, max_length=32)
     fitted = root / "fitted"
     model = CompactModel(fitted, runtime="torch")
-    emb = model.embed(IN)
+    emb, background = model.embed(IN), model.embed(OTHER)
     app = Applicability(model_digest=model_digest(fitted))
     for task in ("emotion", "stance", "humor_rating"):
-        app.refs[task], thr = fit_head(emb, emb, m=4, k=2, quantile=0.0)
-        app.heads[task] = HeadDomain(ref=task, k=2, threshold=thr, quantile=0.0, n_train=6, n_val=6)
+        app.weights[task], thr = fit_head(emb, background, emb, quantile=0.0)
+        app.heads[task] = HeadDomain(threshold=thr, quantile=0.0, n_train=6, n_val=6, n_background=4)
     app.save(fitted)
     Calibration({"emotion": 2.0, "stance": {"abortion": 3.0}}, {}, model_digest(fitted)).save(fitted)
     return root / "old", fitted
@@ -70,14 +71,15 @@ def test_an_old_folder_loads_with_null_domain_fields(folders):
 
 def test_fitted_folder_gives_typed_domain_fields_and_calibrated_probabilities(folders):
     old, fitted = (CompactModel(f, runtime="torch") for f in folders)
-    texts = IN[:2] + ["BREAKING: the senate passes the tax bill 51-49 after a late-night vote"]
+    texts = IN[:2] + [OTHER[0]]
     rows = fitted.predict(texts, ["emotion", "stance", "humor_rating"])
     for row in rows:
         for task in ("emotion", "stance", "humor_rating"):
             assert isinstance(row[task]["in_domain"], bool)
             score = row[task]["domain_score"]
-            assert isinstance(score, float) and -1 <= score <= 1 and round(score, 4) == score
-    assert rows[0]["emotion"]["in_domain"] and rows[1]["emotion"]["in_domain"]  # its own reference posts
+            assert isinstance(score, float) and 0 <= score <= 1 and round(score, 4) == score
+    assert rows[0]["emotion"]["in_domain"] and rows[1]["emotion"]["in_domain"]  # its own training posts
+    assert rows[2]["emotion"]["in_domain"] is False  # a background post
     scores = fitted.domain_scores(texts, ["emotion"])["emotion"]
     assert scores.shape == (3,) and scores.dtype == np.float32
     assert [r["emotion"]["in_domain"] for r in rows] == list(scores >= fitted.domain_threshold("emotion"))

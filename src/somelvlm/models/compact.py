@@ -6,7 +6,7 @@ On disk (a folder, e.g. ``somelvlm/assets/some-mini``)::
     model.safetensors  LoRA weights (``lora.*``, fp16) and head weights (``head.<task>.*``)
     card.md            the model card: data, config, training time, metrics
     calibration.json   optional: per-head temperatures fit on validation (``models/calibration.py``)
-    applicability.safetensors  optional: per-head reference embeddings and in-domain thresholds
+    applicability.safetensors  optional: per-head domain classifiers and in-domain thresholds
                        (``models/applicability.py``); both written by ``benchmarks/fit_trust.py``
 
 The encoder's base weights come from a package (or a local folder / hub id); the adapter refuses
@@ -238,9 +238,10 @@ class CompactModel:
         return result
 
     def domain_scores(self, texts: list[str], tasks: list[str] | None = None) -> dict[str, np.ndarray]:
-        """``task -> (n,)`` float32 domain scores: mean cosine similarity of each post to the head's nearest
-        training-post references (higher = more like what the head was trained on). NaN for a head the
-        folder has no applicability data for (``domain_threshold(task)`` is None then)."""
+        """``task -> (n,)`` float32 domain scores in (0, 1): the head's domain classifier's probability that the
+        post is like its training posts rather than other datasets' (``models/applicability.py``; higher =
+        more within what the head was trained on). NaN for a head the folder has no applicability data for
+        (``domain_threshold(task)`` is None then)."""
         tasks = self._check(tasks)
         if self.applicability is None:
             return {t: np.full(len(texts), np.nan, dtype=np.float32) for t in tasks}
