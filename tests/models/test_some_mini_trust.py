@@ -61,7 +61,9 @@ def test_every_prediction_carries_typed_domain_fields(model, examples):
 
 
 def test_calibration_lowers_nll_on_validation(model, data_root):
-    """The temperatures were fit on val: on a val sample the calibrated NLL is below the raw one."""
+    """The temperatures were fit on val. The fit's own record: NLL after <= before on every head. Recomputed
+    here on val posts of the two heads it changes most (the news-event head is at chance, so it is softened
+    to about 50/50; sarcasm_type is sharpened): the calibrated NLL is clearly below the raw one."""
     import random
 
     try:  # the items module may have moved from train/ to data/
@@ -69,14 +71,16 @@ def test_calibration_lowers_nll_on_validation(model, data_root):
     except ImportError:
         from somelvlm.train.head_data import load_items
 
-    tasks = ["emotion", "fake_news", "hate", "party"]
-    items = load_items(data_root, tasks)
-    for task in tasks:
-        chosen = random.Random(1).sample(items[task]["val"], 200)
+    for task, fit in model.calibration.fit["heads"].items():
+        for record in (fit.values() if "n" not in fit else [fit]):
+            assert record["nll_after"] <= record["nll_before"], (task, record)
+    items = load_items(data_root, ["verify_post", "sarcasm_type"])
+    for task in ("verify_post", "sarcasm_type"):
+        val = items[task]["val"]
+        chosen = random.Random(1).sample(val, min(300, len(val)))
         texts, y = [it.text for it in chosen], np.array([int(it.target) for it in chosen])
         raw = model.predict_proba(texts, [task], calibrated=False)[task]
         cal = model.predict_proba(texts, [task])[task]
         nll = lambda p: float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1)).mean())  # noqa: E731
-        t = model.calibration.temperatures[task]
-        assert nll(cal) <= nll(raw) + 1e-6, (task, t, nll(cal), nll(raw))
+        assert nll(cal) < nll(raw) - 0.05, (task, model.calibration.temperatures[task], nll(cal), nll(raw))
         assert (cal.argmax(1) == raw.argmax(1)).all()
