@@ -49,7 +49,7 @@ class Case:
     subset: str | None = None
     """Keep only examples whose ``meta["subset"]`` (or ``meta["file"]``) contains this."""
     gold: dict[str, str | None] | None = None
-    """Source label -> head label (None drops the example); absent: the labels are already the head's."""
+    """Source label -> head label (labels it does not name are dropped); absent: the labels are the head's."""
     pred: dict[str, str] | None = None
     """Head label -> the shared label space, when the head's labels are finer than the source's."""
     positive: str | None = None
@@ -160,9 +160,8 @@ def auroc(y: np.ndarray, s: np.ndarray) -> float | None:
 def score_case(model, store, case: Case, examples: list, cap: int, seed: int) -> dict:
     """The case's row: n, share flagged, predicted label distribution and (when labelled) metrics."""
     spec = model.specs[case.head]
-    if case.labelled:
-        gold_map = case.gold or {}
-        examples = [ex for ex in examples if (gold_map.get(ex.target, ex.target) if case.gold else ex.target) is not None]
+    if case.labelled and case.gold:  # labels the map does not name are dropped
+        examples = [ex for ex in examples if case.gold.get(ex.target) is not None]
     examples = sample(examples, cap, seed)
     emb = store([ex.text for ex in examples])
     texts = [ex.text for ex in examples]
@@ -180,7 +179,7 @@ def score_case(model, store, case: Case, examples: list, cap: int, seed: int) ->
            "mean_confidence": round(100 * float(probs.max(axis=1).mean()), 1)}
     if not case.labelled:
         return row
-    gold = [(case.gold or {}).get(ex.target, ex.target) for ex in examples]
+    gold = [case.gold[ex.target] if case.gold else ex.target for ex in examples]
     pred = [(case.pred or {}).get(lab, lab) for lab in head_labels]
     labels = sorted(set(gold) | ({case.positive} if case.positive else set()))
     row["gold"] = dict(Counter(gold).most_common())
