@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _trust_data import DATA, EmbeddingStore, load_head_items, sample  # noqa: E402
+from _trust_data import DATA, EmbeddingStore, load_head_items, sample
 
 
 def head_logits(model, task: str, emb: np.ndarray) -> np.ndarray:

@@ -17,14 +17,14 @@ import argparse
 import json
 import sys
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _trust_data import DATA, EmbeddingStore, load_head_items, sample  # noqa: E402
+from _trust_data import DATA, EmbeddingStore, load_head_items, sample
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -227,7 +227,7 @@ def markdown(results: list[dict], matrix: dict, name: str) -> tuple[str, str]:
         c, m = r["case"], r["result"]
         where = f"{c['source']} / {c['task']}{' ' + c['subset'] if c['subset'] else ''} / {c['split']}"
         dist = ", ".join(f"{k} {100 * v / m['n']:.0f}%" for k, v in list(m["predicted"].items())[:3])
-        fmt = lambda v: "-" if v is None else v  # noqa: E731
+        fmt = lambda v: "-" if v is None else v
         lines.append(f"| {c['family']} | {c['head']} | {where} | {m['n']} | {fmt(m['flagged'])} | {fmt(m.get('macro_f1'))} | "
                      f"{fmt(m.get('macro_f1_in_domain'))} | {fmt(m.get('f1_positive'))} | {fmt(m.get('auroc'))} | {dist} | {c['note']} |")
     sets = list(MATRIX_SETS)
@@ -250,8 +250,7 @@ def markdown(results: list[dict], matrix: dict, name: str) -> tuple[str, str]:
                "text). Thresholds: the 5th percentile of the head's own validation posts' domain score "
                "(the probability of a per-head logistic regression on the encoder's embedding, the head's training posts "
                "against other datasets' training posts; `models/applicability.py`). "
-               "A head on the same kind of posts it was trained on (e.g. emotion on other tweets) is meant to "
-               "flag few. " + summary + " Full report: `benchmarks/results/transfer.md`.\n\n" + "\n".join(mat) + "\n")
+               "The ordinary-tweets set is the emotion head's own test split. " + summary + " Full report: `benchmarks/results/transfer.md`.\n\n" + "\n".join(mat) + "\n")
     full = "\n".join(lines) + "\n\n## Domain matrix (flagged %)\n\n" + section
     return full, section
 

@@ -42,13 +42,18 @@ def test_shipped_folder_has_current_calibration_and_applicability(model):
 
 
 def test_off_topic_example_posts_are_flagged_by_topic_bound_heads(model, examples):
-    off_topic = ["t1", "t5", "t7"]  # a job offer, a joke, a grandmother's death
-    rows = model.predict([examples[i] for i in off_topic], list(TOPIC_BOUND))
+    """The demo's posts: no topic-bound head answers in domain on a post off its topic, and each answers in
+    domain on the post of its own topic (lemon water vs the coronavirus; a climate bill; equal pay)."""
+    off_topic = ["t1", "t2", "t5", "t6", "t7"]  # a job offer, Monday traffic, a joke, an insult, a death
+    heads = [*TOPIC_BOUND, "stance"]
+    rows = model.predict([examples[i] for i in off_topic], heads)
     for post, row in zip(off_topic, rows):
-        for task in TOPIC_BOUND:
+        for task in heads:
             assert row[task]["in_domain"] is False, f"{task} calls post {post} in domain: {row[task]}"
-    covid = model.predict([examples["t4"]], ["fake_news"])[0]["fake_news"]  # lemon water kills the coronavirus
-    assert covid["in_domain"] is True
+    on_topic = model.predict([examples["t4"], examples["t3"], examples["t8"]], ["fake_news", "party", "stance"])
+    assert on_topic[0]["fake_news"]["in_domain"] is True
+    assert on_topic[1]["party"]["in_domain"] is True
+    assert on_topic[2]["stance"]["in_domain"] is True
 
 
 def test_every_prediction_carries_typed_domain_fields(model, examples):
@@ -58,6 +63,10 @@ def test_every_prediction_carries_typed_domain_fields(model, examples):
         for task, pred in row.items():
             assert isinstance(pred["in_domain"], bool) and isinstance(pred["domain_score"], float), (task, pred)
     assert "targets" in rows[0]["stance"] and "in_domain" in rows[0]["stance"]
+
+
+def nll(p: np.ndarray, y: np.ndarray) -> float:
+    return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1)).mean())
 
 
 def test_calibration_lowers_nll_on_validation(model, data_root):
@@ -81,6 +90,5 @@ def test_calibration_lowers_nll_on_validation(model, data_root):
         texts, y = [it.text for it in chosen], np.array([int(it.target) for it in chosen])
         raw = model.predict_proba(texts, [task], calibrated=False)[task]
         cal = model.predict_proba(texts, [task])[task]
-        nll = lambda p: float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1)).mean())  # noqa: E731
-        assert nll(cal) < nll(raw) - 0.05, (task, model.calibration.temperatures[task], nll(cal), nll(raw))
+        assert nll(cal, y) < nll(raw, y) - 0.05, (task, model.calibration.temperatures[task], nll(cal, y), nll(raw, y))
         assert (cal.argmax(1) == raw.argmax(1)).all()
