@@ -219,10 +219,14 @@ class CompactModel:
         Classification probabilities are calibrated (``softmax(logits / T)`` with the head's validation-fit
         temperature) when the folder has ``calibration.json``; ``calibrated=False`` gives the raw softmax.
         """
+        tasks = self._check(tasks)
+        return self._proba(self._embeddings(texts), tasks, calibrated)
+
+    def _proba(self, emb: np.ndarray, tasks: list[str], calibrated: bool) -> dict[str, np.ndarray]:
+        """``predict_proba`` on embeddings (n, dim) already computed."""
         import torch
 
-        tasks = self._check(tasks)
-        emb = torch.from_numpy(np.array(self._embeddings(texts)))
+        emb = torch.from_numpy(np.array(emb))
         scale = self.calibration if calibrated else None
         result = {}
         with torch.inference_mode():
@@ -245,7 +249,12 @@ class CompactModel:
         tasks = self._check(tasks)
         if self.applicability is None:
             return {t: np.full(len(texts), np.nan, dtype=np.float32) for t in tasks}
-        emb = self._embeddings(texts)
+        return self._domain(self._embeddings(texts), tasks)
+
+    def _domain(self, emb: np.ndarray, tasks: list[str]) -> dict[str, np.ndarray]:
+        """``domain_scores`` on embeddings (n, dim) already computed."""
+        if self.applicability is None:
+            return {t: np.full(len(emb), np.nan, dtype=np.float32) for t in tasks}
         return {t: self.applicability.scores(t, emb) for t in tasks}
 
     def domain_threshold(self, task: str) -> float | None:
@@ -257,8 +266,10 @@ class CompactModel:
         for stance ``{"targets": {topic: {"label", "prob", "probs"}}}``; every task's dict also carries
         ``"in_domain"`` (bool) and ``"domain_score"`` (4 digits), both None without applicability data."""
         start = time.perf_counter()
-        probs = self.predict_proba(texts, tasks)
-        domain = self.domain_scores(texts, list(probs))
+        tasks = self._check(tasks)
+        emb = self._embeddings(texts)  # one encoder pass for the labels and the domain scores
+        probs = self._proba(emb, tasks, calibrated=True)
+        domain = self._domain(emb, tasks)
         rows: list[dict] = [{} for _ in texts]
         for task, arr in probs.items():
             spec = self.specs[task]
