@@ -97,3 +97,37 @@ def test_page_with_the_shipped_model_on_a_meme_read_by_ocr(browser, start_server
     assert page.query_selector("[data-task=emotion] .task-label").text_content()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "page-some-mini.png"), full_page=True)
+
+
+def test_page_shows_out_of_domain_answers_as_such(browser, start_server, shipped_analyzer):
+    """An off-topic post through the shipped model: the COVID fake-news head's answer reads "out of domain"
+    (label dimmed), the emotion head's answer stays a label. The domain fields come from the model's own
+    ``predict``; where the server's results already carry them they are used as they are."""
+    import httpx
+
+    text = "Just got the job offer I've been dreaming about for two years!!! Can't stop smiling"
+    server = start_server(shipped_analyzer)
+    body = httpx.post(server.url + "/v1/analyze", data={"text": text, "levels": "knowledge_comprehension"},
+                      timeout=60).json()
+    assert "fake_news" in body["results"] and "emotion" in body["results"]
+    own = shipped_analyzer.model.predict([text], list(body["results"]))[0]
+    for task, result in body["results"].items():
+        for key in ("in_domain", "domain_score"):
+            result.setdefault(key, own[task][key])
+    assert body["results"]["fake_news"]["in_domain"] is False and body["results"]["emotion"]["in_domain"] is True
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    errors = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(server.url + "/")
+    page.wait_for_selector("#levels input[value=knowledge_comprehension]")
+    page.evaluate("body => render(body)", body)
+    fake = page.query_selector("[data-task=fake_news]")
+    assert "ood" in fake.get_attribute("class") and fake.get_attribute("data-in-domain") == "false"
+    assert fake.query_selector(".ood-label").text_content() == "out of domain"
+    assert "do not rely" in fake.query_selector(".domain.out").text_content()
+    emotion = page.query_selector("[data-task=emotion]")
+    assert "ood" not in emotion.get_attribute("class") and emotion.query_selector(".ood-label") is None
+    assert emotion.get_attribute("data-in-domain") == "true"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "page-out-of-domain.png"), full_page=True)
+    assert errors == []

@@ -5,6 +5,9 @@ On disk (a folder, e.g. ``somelvlm/assets/some-mini``)::
     config.json        encoder name + weights digest, LoRA settings, heads, max_length
     model.safetensors  LoRA weights (``lora.*``, fp16) and head weights (``head.<task>.*``)
     README.md          the model card (Hub front matter): data, config, training time, metrics
+    calibration.json   optional: per-head temperatures fit on validation (``models/calibration.py``)
+    applicability.safetensors  optional: per-head domain classifiers and in-domain thresholds
+                       (``models/applicability.py``); both written by ``benchmarks/fit_trust.py``
 
 The encoder's base weights come from a package (or a local folder / hub id); the adapter refuses
 to load on a base whose weights digest differs from the one it was trained on.
@@ -13,6 +16,7 @@ to load on a base whose weights digest differs from the one it was trained on.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -20,6 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from somelvlm.models import ASSETS  # noqa: F401 - re-exported
+from somelvlm.models.applicability import Applicability
+from somelvlm.models.calibration import Calibration
 from somelvlm.taxonomy.heads import HeadSpec
 
 
@@ -135,6 +141,12 @@ class CompactModel:
         self.specs = net.specs
         self.max_length = int(self.config["max_length"])
         self.batch_size = batch_size
+        self.calibration = Calibration.load(self.folder)
+        """Per-head temperatures (``calibration.json``), or None: probabilities are the raw softmax."""
+        self.applicability = Applicability.load(self.folder)
+        """Per-head reference sets and thresholds (``applicability.safetensors``), or None."""
+        self._last: tuple[tuple[str, ...], np.ndarray] | None = None
+        self._lock = threading.Lock()
 
     def _start_onnx(self, encoder, runtime: str, threads: int | None, cache) -> str:
         """Load (exporting on first use) the ONNX encoder; for ``auto``, fall back to torch with a warning."""
@@ -180,37 +192,106 @@ class CompactModel:
                     out[idx] = self.net.embed(enc["input_ids"], enc["attention_mask"]).numpy()
         return out
 
-    def predict_proba(self, texts: list, tasks: list[str] | None = None) -> dict[str, np.ndarray]:
-        """``task -> array``: (n, labels) probabilities, (n, groups, labels) for stance, (n,) ratings.
-        ``texts``: strings, or posts whose ``text`` the pipeline has read."""
-        import torch
-
+    def _embeddings(self, texts: list) -> np.ndarray:
+        """``embed(texts)``, memoized for the last call: ``predict_proba`` then ``domain_scores`` on the same
+        texts cost one encoder pass. Thread-safe (the encoder runs outside the lock). ``texts``: strings,
+        or posts whose ``text`` the pipeline has read."""
         from somelvlm.models.base import texts_of
 
         texts = texts_of(texts)
+        key = tuple(texts)
+        with self._lock:
+            if self._last is not None and self._last[0] == key:
+                return self._last[1]
+        emb = self.embed(texts)
+        emb.setflags(write=False)
+        with self._lock:
+            self._last = (key, emb)
+        return emb
 
+    def _check(self, tasks: list[str] | None) -> list[str]:
         tasks = tasks or self.tasks
         unknown = [t for t in tasks if t not in self.specs]
         if unknown:
             from somelvlm.registry import unknown as unknown_error
 
             raise unknown_error("task of this model", unknown[0], self.specs)
-        emb = torch.from_numpy(self.embed(texts))
+        return tasks
+
+    def predict_proba(self, texts: list[str], tasks: list[str] | None = None, *,
+                      calibrated: bool = True) -> dict[str, np.ndarray]:
+        """``task -> array``: (n, labels) probabilities, (n, groups, labels) for stance, (n,) ratings.
+
+        Classification probabilities are calibrated (``softmax(logits / T)`` with the head's validation-fit
+        temperature) when the folder has ``calibration.json``; ``calibrated=False`` gives the raw softmax.
+        """
+        tasks = self._check(tasks)
+        return self._proba(self._embeddings(texts), tasks, calibrated)
+
+    def _proba(self, emb: np.ndarray, tasks: list[str], calibrated: bool) -> dict[str, np.ndarray]:
+        """``predict_proba`` on embeddings (n, dim) already computed."""
+        import torch
+
+        emb = torch.from_numpy(np.array(emb))
+        scale = self.calibration if calibrated else None
         result = {}
         with torch.inference_mode():
             for task in tasks:
-                out = self.net.head(task, emb)
-                result[task] = (out if self.specs[task].kind == "regression" else out.softmax(-1)).numpy()
+                spec = self.specs[task]
+                out = self.net.head(task, emb).numpy()
+                if spec.kind == "regression":
+                    result[task] = out
+                    continue
+                if scale is not None:
+                    out = scale.scale(task, out, spec.groups)
+                result[task] = torch.from_numpy(np.ascontiguousarray(out)).softmax(-1).numpy()
         return result
+
+    def domain_scores(self, texts: list[str], tasks: list[str] | None = None) -> dict[str, np.ndarray]:
+        """``task -> (n,)`` float32 domain scores in (0, 1): the head's domain classifier's probability that the
+        post is like its training posts rather than other datasets' (``models/applicability.py``; higher =
+        more within what the head was trained on). NaN for a head the folder has no applicability data for
+        (``domain_threshold(task)`` is None then)."""
+        tasks = self._check(tasks)
+        if self.applicability is None:
+            return {t: np.full(len(texts), np.nan, dtype=np.float32) for t in tasks}
+        return self._domain(self._embeddings(texts), tasks)
+
+    def _domain(self, emb: np.ndarray, tasks: list[str]) -> dict[str, np.ndarray]:
+        """``domain_scores`` on embeddings (n, dim) already computed."""
+        if self.applicability is None:
+            return {t: np.full(len(emb), np.nan, dtype=np.float32) for t in tasks}
+        return {t: self.applicability.scores(t, emb) for t in tasks}
+
+    def domain_threshold(self, task: str) -> float | None:
+        """The score at or above which a post is within ``task``'s domain, or None without applicability data."""
+        return None if self.applicability is None else self.applicability.threshold(task)
 
     def predict(self, texts: list[str], tasks: list[str] | None = None) -> list[dict]:
         """One dict per text: ``{task: {"label", "prob", "probs"}}``, ``{"value"}`` for ratings, and
-        for stance ``{"targets": {topic: {"label", "prob", "probs"}}}`` (``models.base.format_prediction``)."""
+        for stance ``{"targets": {topic: {"label", "prob", "probs"}}}``; every task's dict also carries
+        ``"in_domain"`` (bool) and ``"domain_score"`` (4 digits), both None without applicability data
+        (``models.base.format_prediction``)."""
         from somelvlm.models.base import format_prediction
 
         start = time.perf_counter()
-        probs = self.predict_proba(texts, tasks)
-        rows: list[dict] = [{task: format_prediction(self.specs[task], arr[i]) for task, arr in probs.items()}
-                            for i in range(len(texts))]
+        tasks = self._check(tasks)
+        emb = self._embeddings(texts)  # one encoder pass for the labels and the domain scores
+        probs = self._proba(emb, tasks, calibrated=True)
+        domain = self._domain(emb, tasks)
+        rows: list[dict] = [{} for _ in range(len(emb))]
+        for task, arr in probs.items():
+            threshold = self.domain_threshold(task)
+            for i, row in enumerate(rows):
+                score = float(domain[task][i])
+                dom = (score, threshold) if threshold is not None and np.isfinite(score) else None
+                row[task] = format_prediction(self.specs[task], arr[i], domain=dom)
         self.last_seconds = time.perf_counter() - start
         return rows
+
+
+def domain_fields(score: float, threshold: float | None) -> dict:
+    """``{"in_domain": bool | None, "domain_score": float | None}`` of one prediction (score to 4 digits)."""
+    if threshold is None or not np.isfinite(score):
+        return {"in_domain": None, "domain_score": None}
+    return {"in_domain": bool(score >= threshold), "domain_score": round(score, 4)}

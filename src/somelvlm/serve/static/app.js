@@ -125,6 +125,17 @@ function probBars(result, limit) {
   return frag;
 }
 
+// A head's answer on a post outside what it was trained on ("in_domain": false) is shown as "out of
+// domain", its label and bars dimmed; "in_domain": null (a model without applicability data) shows nothing.
+function domainNote(r) {
+  if (!r || r.in_domain === undefined || r.in_domain === null) return null;
+  const score = typeof r.domain_score === "number" ? r.domain_score.toFixed(2) : "?";
+  const note = el("p", "domain " + (r.in_domain ? "in" : "out"),
+    r.in_domain ? "within what this head was trained on (domain score " + score + ")"
+      : "outside what this head was trained on (domain score " + score + "): do not rely on this answer");
+  return note;
+}
+
 function taskBlock(entry, body) {
   const box = el("div", "task");
   box.dataset.task = entry.task;
@@ -132,6 +143,14 @@ function taskBlock(entry, body) {
   head.append(el("span", "task-name", pretty(entry.task)));
   box.title = entry.family;
   const r = body.results[entry.task];
+  const outOfDomain = r !== undefined && r.in_domain === false;
+  if (outOfDomain) {
+    box.classList.add("ood");
+    box.dataset.inDomain = "false";
+    head.append(el("span", "task-label ood-label", "out of domain"));
+  } else if (r !== undefined && r.in_domain === true) {
+    box.dataset.inDomain = "true";
+  }
   if (r === undefined) {
     head.append(el("span", "task-label", "generated"));
     box.append(head, el("div", "generated", body.generated[entry.task] || "(empty)"));
@@ -148,6 +167,8 @@ function taskBlock(entry, body) {
     head.append(el("span", "task-label", pretty(r.label)));
     box.append(head, probBars(r, 4));
   }
+  const note = domainNote(r);
+  if (note) box.append(note);
   return box;
 }
 

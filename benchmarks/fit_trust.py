@@ -1,0 +1,132 @@
+"""Fit calibration (per-head temperatures) and applicability (per-head domain classifiers and in-domain
+thresholds) for a compact model folder, from the TRAIN and VALIDATION splits of ../shared/data only.
+
+    nice -n 10 python benchmarks/fit_trust.py                       # the shipped some-mini
+    nice -n 10 python benchmarks/fit_trust.py --model runs/some-mini --train-cap 1500
+
+Writes ``calibration.json`` and ``applicability.safetensors`` into the model folder (atomically) and a
+summary to stdout. Run it again after every retrain: a folder whose files were fit on other weights
+refuses to load until they are refit. Embeddings are cached under out/trust-cache (keyed by the
+weights digest), so calibration.py and transfer.py reuse them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _trust_data import DATA, EmbeddingStore, load_head_items, sample
+
+
+def head_logits(model, task: str, emb: np.ndarray) -> np.ndarray:
+    """Raw head outputs for embeddings (n, dim): (n, labels), (n, groups, labels) or (n,)."""
+    import torch
+
+    with torch.inference_mode():
+        return model.net.head(task, torch.from_numpy(np.ascontiguousarray(emb, dtype=np.float32))).numpy()
+
+
+def fit_calibration(model, val: dict[str, tuple[np.ndarray, list]], digest: str):
+    """Temperatures per classification head (per target for stance) on validation embeddings + items."""
+    from somelvlm.models.calibration import Calibration, fit_temperature, nll
+
+    temps: dict = {}
+    fit: dict = {"split": "val", "method": "temperature scaling, NLL minimised by golden-section search",
+                 "heads": {}}
+    for task, (emb, items) in val.items():
+        spec = model.specs[task]
+        if spec.kind != "classification" or not items:
+            continue
+        z = head_logits(model, task, emb)
+        y = np.array([int(it.target) for it in items])
+        if spec.groups:
+            g = np.array([it.group for it in items])
+            temps[task], fit["heads"][task] = {}, {}
+            for j, name in enumerate(spec.groups):
+                mask = g == j
+                if mask.sum() < 10:
+                    continue
+                zj = z[mask, j]  # (n_j, labels)
+                t = fit_temperature(zj, y[mask])
+                temps[task][name] = round(t, 4)
+                fit["heads"][task][name] = {"n": int(mask.sum()), "nll_before": round(nll(zj, y[mask]), 4),
+                                            "nll_after": round(nll(zj / t, y[mask]), 4)}
+        else:
+            t = fit_temperature(z, y)
+            temps[task] = round(t, 4)
+            fit["heads"][task] = {"n": len(y), "nll_before": round(nll(z, y), 4), "nll_after": round(nll(z / t, y), 4)}
+    return Calibration(temps, fit, digest)
+
+
+def fit_applicability(train: dict[str, tuple[np.ndarray, list]], val: dict[str, tuple[np.ndarray, list]],
+                      digest: str, *, quantile: float, per_background_head: int, c: float):
+    """A domain classifier per head: its training posts against those of every head that shares no
+    training post with it (up to ``per_background_head`` each); threshold from its val posts."""
+    from somelvlm.models.applicability import Applicability, HeadDomain, fit_head
+
+    app = Applicability(model_digest=digest)
+    texts = {t: {it.text for it in items} for t, (_, items) in train.items()}
+    for task, (emb, items) in train.items():
+        v_emb = val[task][0]
+        if len(emb) == 0 or len(v_emb) == 0:
+            print(f"  {task}: no train or val posts, no applicability", file=sys.stderr)
+            continue
+        others = [u for u in train if u != task and len(train[u][0]) and not (texts[u] & texts[task])]
+        background = np.concatenate([train[u][0][:per_background_head] for u in others])
+        app.weights[task], threshold = fit_head(emb, background, v_emb, quantile=quantile, c=c)
+        app.heads[task] = HeadDomain(threshold=round(threshold, 6), quantile=quantile, n_train=len(emb),
+                                     n_val=len(v_emb), n_background=len(background), background=others)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    from somelvlm.models.applicability import model_digest
+    from somelvlm.models.compact import ASSETS, CompactModel
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", type=Path, default=ASSETS / "some-mini", help="compact model folder to write into")
+    ap.add_argument("--data", type=Path, default=DATA, help="the data root (train and val splits are read)")
+    ap.add_argument("--train-cap", type=int, default=1000, help="training posts sampled per head (its domain classifier)")
+    ap.add_argument("--val-cap", type=int, default=1500, help="validation posts per head (temperatures, thresholds)")
+    ap.add_argument("--background", type=int, default=200,
+                    help="training posts of each other dataset's head in a head's background (negatives)")
+    ap.add_argument("--c", type=float, default=1.0, help="inverse L2 strength of the domain classifiers")
+    ap.add_argument("--quantile", type=float, default=0.05,
+                    help="threshold = this quantile of the head's val scores (about this share of its posts is flagged)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    model = CompactModel(args.model, threads=args.threads)
+    digest = model_digest(args.model)
+    store = EmbeddingStore(model, digest)
+    items = load_head_items(args.data, model.tasks)
+    splits = {}
+    for split, cap in (("val", args.val_cap), ("train", args.train_cap)):
+        chosen = {t: sample(items[t].get(split, []), cap, args.seed) for t in model.tasks}
+        print(f"{split}: {sum(map(len, chosen.values()))} posts over {len(chosen)} heads", file=sys.stderr)
+        emb = store([it.text for t in model.tasks for it in chosen[t]])
+        out, at = {}, 0
+        for t in model.tasks:
+            out[t] = (emb[at:at + len(chosen[t])], chosen[t])
+            at += len(chosen[t])
+        splits[split] = out
+
+    calibration = fit_calibration(model, splits["val"], digest)
+    app = fit_applicability(splits["train"], splits["val"], digest, quantile=args.quantile,
+                            per_background_head=args.background, c=args.c)
+    print(f"wrote {calibration.save(args.model)}")
+    print(f"wrote {app.save(args.model)} ({(args.model / 'applicability.safetensors').stat().st_size / 1e3:.0f} kB)")
+    for task in model.tasks:
+        t = calibration.temperatures.get(task, "-")
+        h = app.heads.get(task)
+        print(f"  {task:18s} T={t}  threshold={h.threshold if h else '-'}  background={h.n_background if h else '-'}")
+
+
+if __name__ == "__main__":
+    main()

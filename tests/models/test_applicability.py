@@ -1,0 +1,120 @@
+"""Applicability (in-domain answer per head) and calibration inside the compact model folder: the domain
+score by hand, a domain classifier that separates two domains, a tiny model with fitted files, an old
+folder without them, one encoder pass for probabilities and domain scores, stale files refused."""
+
+import numpy as np
+import pytest
+from test_compact import LORA, build
+
+from somelvlm.models.applicability import Applicability, HeadDomain, domain_probability, fit_head, model_digest
+from somelvlm.models.calibration import Calibration
+from somelvlm.models.compact import CompactModel, save_compact
+from somelvlm.models.encoder import weights_digest
+
+IN = ["what a lovely day at the beach", "so happy with my new puppy", "great game tonight, loved it",
+      "best coffee in town this morning", "sunny weekend with friends", "my sister got married today"]
+OTHER = ["the senate passed the appropriations bill", "governor signs executive order on tax policy",
+         "congress votes on the budget resolution", "the minister announced new tariffs"]
+
+
+def test_domain_probability_by_hand():
+    weights = np.array([2.0, 0.0, -1.0], dtype=np.float32)  # w = (2, 0), b = -1
+    x = np.array([[3.0, 0.0], [0.0, 5.0]])  # normalised: (1, 0) -> z = 1; (0, 1) -> z = -1
+    assert domain_probability(x, weights) == pytest.approx([1 / (1 + np.exp(-1)), 1 / (1 + np.exp(1))])
+
+
+def test_domain_classifier_separates_domains_and_threshold_flags_the_share_asked():
+    rng = np.random.default_rng(0)
+    own = rng.normal(0, 0.3, (600, 8)) + np.eye(8)[0]
+    other = rng.normal(0, 0.3, (600, 8)) + np.eye(8)[1]
+    weights, threshold = fit_head(own[:300], other[:300], own[300:500], quantile=0.05)
+    assert weights.shape == (9,)
+    assert (domain_probability(own[300:500], weights) < threshold).mean() == pytest.approx(0.05, abs=0.01)
+    assert (domain_probability(own[500:], weights) < threshold).mean() < 0.15  # unseen own posts mostly kept
+    assert (domain_probability(other[300:], weights) < threshold).mean() > 0.95  # the other domain flagged
+    with pytest.raises(ValueError, match="background"):
+        fit_head(own, other[:0], own, quantile=0.05)
+
+
+@pytest.fixture(scope="module")
+def folders(tiny_encoder, tmp_path_factory):
+    """(old folder: no calibration / applicability files, fitted folder: both files)."""
+    net, specs = build(tiny_encoder)
+    root = tmp_path_factory.mktemp("trust")
+    for name in ("old", "fitted"):
+        save_compact(net, specs, root / name, encoder=str(tiny_encoder),
+                     encoder_digest=weights_digest(str(tiny_encoder)), lora=LORA, max_length=32)
+    fitted = root / "fitted"
+    model = CompactModel(fitted, runtime="torch")
+    emb, background = model.embed(IN), model.embed(OTHER)
+    app = Applicability(model_digest=model_digest(fitted))
+    for task in ("emotion", "stance", "humor_rating"):
+        app.weights[task], thr = fit_head(emb, background, emb, quantile=0.0)
+        app.heads[task] = HeadDomain(threshold=thr, quantile=0.0, n_train=6, n_val=6, n_background=4)
+    app.save(fitted)
+    Calibration({"emotion": 2.0, "stance": {"abortion": 3.0}}, {}, model_digest(fitted)).save(fitted)
+    return root / "old", fitted
+
+
+def test_an_old_folder_loads_with_null_domain_fields(folders):
+    model = CompactModel(folders[0], runtime="torch")
+    assert model.calibration is None and model.applicability is None
+    assert model.domain_threshold("emotion") is None
+    scores = model.domain_scores(IN[:2], ["emotion"])
+    assert scores["emotion"].shape == (2,) and np.isnan(scores["emotion"]).all()
+    rows = model.predict(IN[:2], ["emotion", "stance", "humor_rating"])
+    for task in ("emotion", "stance", "humor_rating"):
+        assert rows[0][task]["in_domain"] is None and rows[0][task]["domain_score"] is None
+    assert "targets" in rows[0]["stance"]
+
+
+def test_fitted_folder_gives_typed_domain_fields_and_calibrated_probabilities(folders):
+    old, fitted = (CompactModel(f, runtime="torch") for f in folders)
+    texts = IN[:2] + [OTHER[0]]
+    rows = fitted.predict(texts, ["emotion", "stance", "humor_rating"])
+    for row in rows:
+        for task in ("emotion", "stance", "humor_rating"):
+            assert isinstance(row[task]["in_domain"], bool)
+            score = row[task]["domain_score"]
+            assert isinstance(score, float) and 0 <= score <= 1 and round(score, 4) == score
+    assert rows[0]["emotion"]["in_domain"] and rows[1]["emotion"]["in_domain"]  # its own training posts
+    assert rows[2]["emotion"]["in_domain"] is False  # a background post
+    scores = fitted.domain_scores(texts, ["emotion"])["emotion"]
+    assert scores.shape == (3,) and scores.dtype == np.float32
+    assert [r["emotion"]["in_domain"] for r in rows] == list(scores >= fitted.domain_threshold("emotion"))
+    # calibration: T = 2 flattens emotion, labels unchanged; a target without a temperature is unchanged
+    raw, cal = old.predict_proba(texts, ["emotion", "stance"]), fitted.predict_proba(texts, ["emotion", "stance"])
+    assert np.allclose(fitted.predict_proba(texts, ["emotion"], calibrated=False)["emotion"], raw["emotion"], atol=1e-6)
+    assert (cal["emotion"].argmax(1) == raw["emotion"].argmax(1)).all()
+    assert (cal["emotion"].max(1) < raw["emotion"].max(1)).all()
+    assert np.allclose(cal["stance"][:, 1:], raw["stance"][:, 1:], atol=1e-6)
+    assert not np.allclose(cal["stance"][:, 0], raw["stance"][:, 0])
+
+
+def test_probabilities_then_domain_scores_cost_one_encoder_pass(folders):
+    model = CompactModel(folders[1], runtime="torch")
+    calls = []
+    real_embed = model.embed
+    model.embed = lambda texts: calls.append(len(texts)) or real_embed(texts)
+    texts = ["one post", "another post"]
+    model.predict_proba(texts, ["emotion"])
+    model.domain_scores(texts, ["emotion", "stance"])
+    model.predict(texts, ["emotion"])
+    assert calls == [2]
+    model.domain_scores(["a third post"], ["emotion"])
+    assert calls == [2, 1]
+
+
+def test_stale_or_broken_files_are_refused_with_how_to_refit(folders, tmp_path):
+    import shutil
+
+    folder = tmp_path / "m"
+    shutil.copytree(folders[1], folder)
+    (folder / "applicability.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match="fit_trust.py"):
+        CompactModel(folder, runtime="torch")
+    shutil.copy(folders[1] / "applicability.safetensors", folder)
+    with open(folder / "model.safetensors", "ab") as f:  # "retrained" weights
+        f.write(b"\0")
+    with pytest.raises(ValueError, match="other weights"):
+        Applicability.load(folder)
