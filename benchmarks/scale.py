@@ -96,7 +96,7 @@ def run_variant(name: str, source: Path, out: Path, block_rows: int) -> dict:
         from somelvlm.batch.ray_engine import RayConfig, connect, read_results, run_ray
 
         workers, cpus = VARIANTS[name]
-        config = RayConfig(workers=workers, num_cpus_per_worker=cpus, num_cpus=2, batch_size=64, block_rows=block_rows)
+        config = RayConfig(workers=workers, num_cpus_per_worker=cpus, num_cpus=2, block_rows=block_rows)
         connect(config)
         result["ray_start_s"] = round(time.perf_counter() - start, 2)
         stats = Path(tempfile.mkdtemp(prefix="scale-stats-"))

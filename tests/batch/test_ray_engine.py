@@ -67,9 +67,9 @@ def options(model) -> dict:
 def write_posts(path: Path, tweets: list[str]) -> Path:
     """Real tweets as JSONL, with the bad rows the local engine turns into error records."""
     lines = [json.dumps({"id": f"t-{i}", "text": t}) for i, t in enumerate(tweets)]
-    lines[5] = "{not json"                                    # malformed JSON -> row-6
+    lines[5] = "{not json"                                    # malformed JSON -> line:6
     lines[9] = json.dumps({"id": "t-9", "text": ""})          # no text
-    lines[12] = json.dumps({"id": "t-3", "text": "again"})    # repeated id -> row-13
+    lines[12] = json.dumps({"id": "t-3", "text": "again"})    # repeated id -> line:13
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -117,7 +117,7 @@ def test_same_records_as_local_engine_after_a_worker_is_killed(local_ray, tiny_c
     source = write_posts(tmp_path / "posts.jsonl", tweets)
     out = tmp_path / "ray-out"
     marker = tmp_path / "killed.pid"
-    summary = run_ray(source, out, options(tiny_compact), RayConfig(workers=2, batch_size=8, block_rows=16),
+    summary = run_ray(source, out, options(tiny_compact), RayConfig(workers=2, block_rows=16), RunConfig(batch_size=8),
                       progress=False, make_predict=functools.partial(kill_once, marker=str(marker), victim="t-40"))
     assert marker.is_file(), "the actor was not killed"
     assert summary.failed == {}
@@ -126,18 +126,18 @@ def test_same_records_as_local_engine_after_a_worker_is_killed(local_ray, tiny_c
     ids = table["id"].to_pylist()
     assert len(ids) == len(set(ids)) == len(tweets)          # every row exactly once
     got = by_id(table.to_pylist())
-    assert got["row-6"]["error.reason"] == "malformed JSON" and got["row-6"]["line"] == 6
+    assert got["line:6"]["error.reason"] == "malformed JSON" and got["line:6"]["line"] == 6
     assert got["t-9"]["error.reason"] == "empty post"
-    assert got["row-13"]["error.reason"] == "duplicate id"
+    assert got["line:13"]["error.reason"] == "duplicate id"
     assert got["t-0"]["emotion.label"] in {"anger", "joy", "optimism", "sadness"}
     assert_same(local_records(tmp_path, source, tiny_compact), got)
 
     # a rerun on the finished OUT_DIR does no work; after losing a block (a killed driver) only that one runs
-    again = run_ray(source, out, options(tiny_compact), RayConfig(workers=2, batch_size=8, block_rows=99),
+    again = run_ray(source, out, options(tiny_compact), RayConfig(workers=2, block_rows=99), RunConfig(batch_size=8),
                     progress=False)
     assert (again.skipped_blocks, again.written) == (4, 0)
     result_files(out)[1].unlink()
-    rest = run_ray(source, out, options(tiny_compact), RayConfig(workers=1, batch_size=8), progress=False)
+    rest = run_ray(source, out, options(tiny_compact), RayConfig(workers=1), RunConfig(batch_size=8), progress=False)
     assert (rest.skipped_blocks, rest.written) == (3, 16)
     assert sorted(read_results(out)["id"].to_pylist()) == sorted(ids)
 
@@ -152,12 +152,12 @@ def test_folder_of_shards_with_a_corrupt_one(local_ray, tiny_compact, tweets, tm
     (folder / "broken.parquet").write_bytes(b"PAR1 this is not parquet")
     (folder / "_SUCCESS").write_text("")
     out = tmp_path / "out"
-    summary = run_ray(folder, out, options(tiny_compact), RayConfig(workers=2, batch_size=4, block_rows=8),
+    summary = run_ray(folder, out, options(tiny_compact), RayConfig(workers=2, block_rows=8), RunConfig(batch_size=4),
                       progress=False)
     assert list(summary.failed) == ["broken.parquet"] and "broken.parquet" in str(summary.failed)
     ids = read_results(out)["id"].to_pylist()
     assert len(ids) == len(set(ids)) == 25
-    assert {"a.jsonl:row-1", "a.jsonl:row-10", "p-0", "p-9", "c.csv:row-2", "c.csv:row-6"} <= set(ids)
+    assert {"a.jsonl:line:1", "a.jsonl:line:10", "p-0", "p-9", "c.csv:line:2", "c.csv:line:6"} <= set(ids)
 
 
 def test_unreachable_address_is_one_clear_error():
@@ -193,7 +193,7 @@ def test_generation_tasks_run_the_same_way(local_ray, tiny_compact, tiny_lvlm, t
     source.write_text("".join(json.dumps({"id": f"g-{i}", "text": t}) + "\n" for i, t in enumerate(tweets[:12])),
                       encoding="utf-8")
     opts = options(tiny_compact) | {"tasks": ["emotion", "hashtags"], "generator": str(tiny_lvlm), "batch_size": 4}
-    summary = run_ray(source, tmp_path / "out", opts, RayConfig(workers=2, batch_size=4, block_rows=4), progress=False)
+    summary = run_ray(source, tmp_path / "out", opts, RayConfig(workers=2, block_rows=4), RunConfig(batch_size=4), progress=False)
     assert summary.failed == {} and summary.written == 12
     got = by_id(read_results(tmp_path / "out").to_pylist())
     assert sorted(got) == sorted(f"g-{i}" for i in range(12))

@@ -9,7 +9,7 @@ from test_compact import LORA, build
 from somelvlm.models.applicability import Applicability, HeadDomain, domain_probability, fit_head, model_digest
 from somelvlm.models.calibration import Calibration
 from somelvlm.models.compact import CompactModel, save_compact
-from somelvlm.models.encoder import weights_digest
+from somelvlm.models.encoder import encoder_digest as weights_digest
 
 IN = ["what a lovely day at the beach", "so happy with my new puppy", "great game tonight, loved it",
       "best coffee in town this morning", "sunny weekend with friends", "my sister got married today"]

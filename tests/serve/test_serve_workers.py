@@ -3,7 +3,6 @@ processes, and /metrics, whichever worker answers it, counts all of them."""
 
 from __future__ import annotations
 
-import inspect
 import os
 import re
 import subprocess
@@ -20,15 +19,9 @@ N_REQUESTS = 12
 
 
 def serve_command(model: Path, port: int) -> list[str]:
-    """The CLI when it has --workers, else the same ``serve(ServeConfig(...))`` call the CLI makes."""
-    from somelvlm.cli import serve_cmd
-
-    if "workers" in inspect.signature(serve_cmd).parameters:
-        return [sys.executable, "-m", "somelvlm.cli", "serve", "--workers", "2", "--model", str(model),
-                "--port", str(port)]
-    code = ("from somelvlm.serve.config import ServeConfig; from somelvlm.serve.server import serve; "
-            f"serve(ServeConfig(workers=2, model={str(model)!r}, port={port}, ocr=False, threads=1))")
-    return [sys.executable, "-c", code]
+    """``somelvlm serve --workers 2`` on the tiny model."""
+    return [sys.executable, "-m", "somelvlm.cli", "serve", "--workers", "2", "--model", str(model),
+            "--port", str(port), "--no-ocr", "--threads", "1"]
 
 
 def counted(metrics: str, route: str) -> float:

@@ -54,7 +54,7 @@ from typing import Any
 
 from somelvlm.atomic import atomic_write_text
 from somelvlm.batch import output
-from somelvlm.batch.readers import FORMATS, Row, RowError, detect_format, read_rows
+from somelvlm.batch.readers import FORMATS, Row, RowError, detect_format, line_id, read_rows
 from somelvlm.batch.runner import Predict, RunConfig, RunSummary, _check_model, _encode, process
 
 PLAN_FILE = "_plan.json"
@@ -71,8 +71,6 @@ class RayConfig:
     address: str | None = None
     """A running cluster to join (``HOST:PORT`` of ``ray start --head``, ``ray://HOST:PORT`` or
     ``auto``); None starts a local Ray on this machine (no dashboard, loopback only)."""
-    batch_size: int = 64
-    """Posts per pipeline call inside a block."""
     num_cpus_per_worker: float = 1.0
     """CPUs Ray reserves for each actor (also its torch / ONNX threads, at least 1)."""
     block_rows: int = 2000
@@ -90,7 +88,7 @@ class RayConfig:
     """How often a block that raised is run again before it is reported as failed."""
 
     def __post_init__(self) -> None:
-        for name in ("workers", "batch_size", "block_rows"):
+        for name in ("workers", "block_rows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.num_cpus_per_worker <= 0:
@@ -318,8 +316,8 @@ class BlockWorker:
         return summary.written, summary.errors
 
     def _renamed(self, row: Row | RowError, shard: Shard) -> Row | RowError:
-        """Rows without an id (``row-N``) of a folder of shards become ``SHARD:row-N``."""
-        if not self.prefix_ids or row.id != f"row-{row.line}":
+        """Rows without an id (``line:N``) of a folder of shards become ``SHARD:line:N``."""
+        if not self.prefix_ids or row.id != line_id(row.line):
             return row
         return replace(row, id=f"{shard.name}:{row.id}")
 
@@ -390,7 +388,7 @@ def run_ray(input: str | Path, out_dir: str | Path, pipeline_options: dict, conf
     predict function in each actor from ``pipeline_options`` (default: the Pipeline)."""
     start = time.perf_counter()
     config = config or RayConfig()
-    run_config = replace(run_config or RunConfig(), batch_size=config.batch_size)
+    run_config = run_config or RunConfig()  # its batch_size: posts per pipeline call inside a block
     if run_config.retry_errors:
         raise ValueError("--retry-errors is not supported by the ray engine: move the shards with errors away "
                          "and rerun, or use the local engine")

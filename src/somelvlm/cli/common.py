@@ -33,6 +33,8 @@ ENVIRONMENT = {
                       "and ~/.cache/somelvlm/onnx)",
     "SOMELVLM_MODEL_PATH": "folders (':'-separated) of model folders that --model / --generator names resolve in, "
                            "before the shipped ones",
+    "SOMELVLM_SERVE_CONFIG": "set by `somelvlm serve --workers N` for its worker processes (the server's options as "
+                             "JSON); not for users to set",
     "SOMELVLM_API_TOKEN": "the bearer token of `somelvlm serve` when --token is not given",
 }
 """Every environment variable somelvlm reads (shown in ``somelvlm --help`` and the README)."""

@@ -34,7 +34,6 @@ applicability (``threshold(task)`` is None).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -49,11 +48,9 @@ REDO = "rerun `python benchmarks/fit_trust.py --model FOLDER` to refit it"
 def model_digest(folder: Path) -> str:
     """sha256 (16 hex digits) of the folder's ``model.safetensors``: what calibration and applicability
     were fit on."""
-    h = hashlib.sha256()
-    with (Path(folder) / "model.safetensors").open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+    from somelvlm.digests import file_sha256
+
+    return file_sha256(Path(folder) / "model.safetensors")[:16]
 
 
 def normalize(x: np.ndarray) -> np.ndarray:
@@ -106,13 +103,14 @@ class Applicability:
         """Write ``applicability.safetensors`` into ``folder`` atomically; returns its path."""
         from safetensors.numpy import save_file
 
+        from somelvlm.atomic import atomic_path
+
         path = Path(folder) / FILE
         meta = {"format": FORMAT, "model_digest": self.model_digest,
                 "heads": {t: asdict(h) for t, h in self.heads.items()}}
-        tmp = path.with_suffix(".safetensors.tmp")
-        save_file({f"head.{t}": np.ascontiguousarray(w, dtype=np.float32) for t, w in self.weights.items()},
-                  str(tmp), metadata={"applicability": json.dumps(meta)})
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            save_file({f"head.{t}": np.ascontiguousarray(w, dtype=np.float32) for t, w in self.weights.items()},
+                      str(tmp), metadata={"applicability": json.dumps(meta)})
         return path
 
     @classmethod

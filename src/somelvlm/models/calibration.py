@@ -120,13 +120,11 @@ class Calibration:
 
     def save(self, folder: Path) -> Path:
         """Write ``calibration.json`` into ``folder`` atomically; returns its path."""
-        path = Path(folder) / FILE
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({"format": FORMAT, "method": "temperature", "model_digest": self.model_digest,
-                                   "temperatures": self.temperatures, "fit": self.fit}, indent=1) + "\n",
-                       encoding="utf-8")
-        tmp.replace(path)
-        return path
+        from somelvlm.atomic import atomic_write_text
+
+        return atomic_write_text(Path(folder) / FILE, json.dumps(
+            {"format": FORMAT, "method": "temperature", "model_digest": self.model_digest,
+             "temperatures": self.temperatures, "fit": self.fit}, indent=1) + "\n")
 
     @classmethod
     def load(cls, folder: Path, *, check_digest: bool = True) -> Calibration | None:
