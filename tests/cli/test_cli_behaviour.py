@@ -101,7 +101,9 @@ def test_unusable_out_is_one_line_naming_the_path(tmp_path):
     src = posts_file(tmp_path, 1)
     folder = tmp_path / "x.jsonl"
     folder.mkdir()
-    cases = [(folder, "is a directory"), (tmp_path / "nope" / "o.jsonl", "does not exist"),
+    blocker = tmp_path / "afile"
+    blocker.write_text("")  # a file where the output's folder should go
+    cases = [(folder, "is a directory"), (blocker / "o.jsonl", "cannot create the folder"),
              (tmp_path / "o.txt", ".jsonl or .parquet")]
     if os.geteuid() != 0:  # root writes read-only files anyway
         ro = tmp_path / "ro.jsonl"
@@ -112,6 +114,8 @@ def test_unusable_out_is_one_line_naming_the_path(tmp_path):
         res = cli("analyze", str(src), "--out", str(out))
         assert res.returncode == 2, res.stderr
         assert len(res.stderr.strip().splitlines()) == 1 and str(out) in res.stderr and why in res.stderr
+    made = tmp_path / "new" / "sub" / "o.jsonl"  # a missing folder is created
+    assert cli("analyze", str(src), "--out", str(made), "--no-show").returncode == 0 and made.is_file()
     res = cli("analyze", str(tmp_path), "--out", str(tmp_path / "o.jsonl"))
     assert res.returncode == 2 and "is a directory" in res.stderr and "Traceback" not in res.stderr
 

@@ -105,7 +105,8 @@ def require_data_root(root: str | Path | None) -> Path:
 
 
 def check_out(path: Path, suffixes: tuple[str, ...] = (".jsonl", ".parquet")) -> Path:
-    """``--out`` must be a writable file path in an existing folder; one clear error otherwise."""
+    """``--out`` must be a writable file path; a missing folder is created (``mkdir -p``); one clear error
+    otherwise (a folder named like the file, a parent that is a file, no permission)."""
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"--out {path}: is a directory; name a {' or '.join(suffixes)} file")
@@ -113,7 +114,10 @@ def check_out(path: Path, suffixes: tuple[str, ...] = (".jsonl", ".parquet")) ->
         raise ValueError(f"--out {path}: name the output {' or '.join(suffixes)}")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise FileNotFoundError(f"--out {path}: the folder {parent} does not exist")
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise FileNotFoundError(f"--out {path}: cannot create the folder {parent} ({err.strerror})") from None
     if path.exists() and not os.access(path, os.W_OK):
         raise PermissionError(f"--out {path}: the file is not writable (permission denied)")
     if not os.access(parent, os.W_OK | os.X_OK):
