@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from somelvlm.atomic import atomic_dir
 
 from somelvlm.data.example import SPLITS
 from somelvlm.data.somedata import IMAGE_TOKEN
@@ -173,18 +174,11 @@ def export_somedata(somedata: str | Path, out: str | Path, fmt: str, *, media_di
     if out.resolve() == somedata.resolve():
         raise ValueError(f"the export folder {out} is the SoMeData folder itself: pass another --out")
     _check_media(somedata, media_dir)
-    tmp = out.parent / f".{out.name}.tmp-export"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_dir(out) as tmp:  # out is replaced only when every file was written
         result = writer(somedata, tmp, media_dir=Path(media_dir) if media_dir is not None else None, name=name)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _replace(tmp, out)
+        written = [f.relative_to(tmp) for f in result.files]
     result.out = out
-    result.files = [out / f.relative_to(tmp) for f in result.files]
+    result.files = [out / f for f in written]
     return result
 
 
@@ -206,18 +200,6 @@ def _check_media(somedata: Path, media_dir: str | Path | None) -> None:
                     raise FileNotFoundError(f"{path}: image {record['image']} of record {record['id']} is not "
                                             f"under media_dir {media_dir}: pass the data root the build read")
                 return
-
-
-def _replace(tmp: Path, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    old = out.parent / f".{out.name}.tmp-old"
-    if old.exists():
-        shutil.rmtree(old)
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    if old.exists():
-        shutil.rmtree(old)
 
 
 def _llama_factory_readme(name: str, info: dict, media_dir: Path | None) -> str:

@@ -33,11 +33,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shutil
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from somelvlm.atomic import atomic_dir
 
 from somelvlm.data.example import SPLITS, Example
 from somelvlm.data.leakage import drop_test_overlap
@@ -103,19 +104,16 @@ def build(config: BuildConfig, progress: Callable[[str], None] | None = None) ->
             records[split].append(to_record(task, ex, prompt_index=i % len(task.prompts)))
             has_image[task_name] |= ex.image is not None
         counts[(task_name, split)] = len(examples)
-    tmp = config.out.parent / f".{config.out.name}.tmp-build"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    (tmp / "parquet").mkdir(parents=True)
-    for split in SPLITS:
-        _write_jsonl(tmp / f"{split}.jsonl", records[split])
-        _write_parquet(tmp / "parquet" / f"{split}.parquet", records[split])
-    stats = _stats(tasks, counts, has_image)
-    (tmp / "stats.json").write_text(json.dumps(stats, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    (tmp / "stats.md").write_text(_stats_markdown(stats), encoding="utf-8")
-    (tmp / "report.json").write_text(report.to_json(), encoding="utf-8")
-    (tmp / "report.md").write_text(report.to_markdown(), encoding="utf-8")
-    _replace(tmp, config.out)
+    with atomic_dir(config.out) as tmp:  # a failed build leaves the previous output intact
+        (tmp / "parquet").mkdir()
+        for split in SPLITS:
+            _write_jsonl(tmp / f"{split}.jsonl", records[split])
+            _write_parquet(tmp / "parquet" / f"{split}.parquet", records[split])
+        stats = _stats(tasks, counts, has_image)
+        (tmp / "stats.json").write_text(json.dumps(stats, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        (tmp / "stats.md").write_text(_stats_markdown(stats), encoding="utf-8")
+        (tmp / "report.json").write_text(report.to_json(), encoding="utf-8")
+        (tmp / "report.md").write_text(report.to_markdown(), encoding="utf-8")
     return BuildResult(out=config.out, counts=counts, report=report)
 
 
@@ -252,16 +250,3 @@ def _stats_markdown(stats: dict) -> str:
     t = stats["totals"]
     lines += ["", f"Total: {t.get('train', 0)} SFT, {t.get('val', 0) + t.get('test', 0)} eval records.", ""]
     return "\n".join(lines)
-
-
-def _replace(tmp: Path, out: Path) -> None:
-    """Move the finished build into place; an existing ``out`` is swapped out, then removed."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    old = out.parent / f".{out.name}.tmp-old"
-    if old.exists():
-        shutil.rmtree(old)
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    if old.exists():
-        shutil.rmtree(old)
