@@ -43,7 +43,7 @@ class EvalConfig:
     model: list[str] = field(default_factory=lambda: ["some-mini"])
     """Models to compare: shipped names, folders or OpenAI-compatible URLs (``http://host/v1#model``)."""
     tasks: list[str] = field(default_factory=list)
-    """Task names (default: every head of the first classifier, or the chosen levels' tasks)."""
+    """Task names (default: every head of the first classifier; every task when it is a generator)."""
     level: list[str] = field(default_factory=list)
     """Cognitive level ids; their tasks are added to ``tasks``."""
     split: Literal["test", "val"] = "test"
@@ -80,7 +80,10 @@ def run_eval(config: EvalConfig, data_root: Path, progress: bool = True) -> dict
 
     named = [t.name for t in select_tasks(config.tasks, config.level)] if (config.tasks or config.level) else None
     pipelines = [Pipeline(m, named, runtime=config.runtime, multimodal=False, strict=False) for m in config.model]
-    tasks = named or pipelines[0].tasks
+    tasks = named or pipelines[0].tasks or [t.name for t in select_tasks()]  # a generator serves every task
+    if not named:
+        for pipe in pipelines:
+            pipe.choice = pipe.plan(tasks)
     prompts = list(range(5)) if config.prompt_index == "mean" else [int(config.prompt_index)]
     bar = _Progress(progress, len(pipelines) * len(tasks))
     results = {"split": config.split, "limit": config.limit, "prompt_index": config.prompt_index,
