@@ -25,6 +25,7 @@ BACKENDS = Registry("model backend", {
     "hf_vlm": "somelvlm.models.hf_vlm:HFVisionGenerator",
     "openai_classifier": "somelvlm.models.openai_http:OpenAIClassifier",
     "openai_http": "somelvlm.models.openai_http:OpenAIGenerator",
+    "lmm_rgcl": "somelvlm.models.lmm_rgcl:LMMRGCLModel",
 })
 """Backend name -> ``"module:Class"``. Classifiers: compact, image_text, openai_classifier;
 generators: lvlm, hf_vlm, openai_http."""
