@@ -155,3 +155,23 @@ def test_configs_load_and_errors_name_the_option():
         LMMRGCLConfig(stage=1, out="o", domain="memes.jsonl")
     with pytest.raises(KeyError, match="harm-c"):
         LMMRGCLConfig(stage=1, out="o", domain="harm_c")
+
+
+def test_cached_bottom_layers_give_the_same_h_and_loss(trained, tmp_path, monkeypatch):
+    """The CPU speed path (frozen layers below LoRA computed once, from disk) equals the full forward."""
+    from peft import LoraConfig, get_peft_model
+
+    from somelvlm.models.lmm_rgcl import StateCache, collate_memes, encode_meme, load_init, lvlm_forward
+
+    monkeypatch.setenv("SOMELVLM_CACHE", str(tmp_path))
+    lvlm, tok, init = load_init(str(trained["root"] / "lm"))
+    lvlm.lm = get_peft_model(lvlm.lm, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                 layers_to_transform=[1], init_lora_weights=False))
+    lvlm.eval()
+    items = [encode_meme(tok, f"Is this hateful? {t}", "hate", 0, False, 64) for t in BAD + GOOD]
+    full = lvlm_forward(lvlm, collate_memes(items, tok.pad_token_id))
+    StateCache(init["digest"], 1).fill(lvlm, items, tok.pad_token_id)
+    again = [dict(it) for it in items]
+    StateCache(init["digest"], 1).fill(lvlm, again, tok.pad_token_id)  # read back from disk
+    split = lvlm_forward(lvlm, collate_memes(again, tok.pad_token_id), from_layer=1)
+    assert torch.allclose(full["h"], split["h"], atol=1e-5) and torch.allclose(full["lm"], split["lm"], atol=1e-5)

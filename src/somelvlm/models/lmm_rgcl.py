@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -113,17 +114,45 @@ def collate_memes(items: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     feats = [it["feats"] for it in items if it.get("feats") is not None]
     if feats:
         batch["image_feats"] = torch.stack(feats)
+    if all(it.get("states") is not None for it in items):
+        states = torch.zeros((len(items), n, items[0]["states"].shape[-1]))
+        for row, it in enumerate(items):
+            states[row, :len(it["ids"])] = it["states"]
+        batch["states"] = states                                                   # (batch, seq, lm_dim)
     return batch
 
 
+@contextmanager
+def decoder_layers(decoder, start: int, stop: int | None, norm: bool = True):
+    """Within the block, ``decoder`` (a Hugging Face decoder stack: ``layers``, ``norm``) runs only its
+    layers ``start:stop``, and skips its final norm when ``norm`` is False: the frozen bottom of the
+    LM computed once, the LoRA-tuned top run on it (same maths as the full stack)."""
+    layers, final = decoder.layers, decoder.norm
+    decoder.layers = nn.ModuleList(list(layers)[start:stop])
+    if not norm:
+        decoder.norm = nn.Identity()
+    try:
+        yield decoder
+    finally:
+        decoder.layers, decoder.norm = layers, final
+
+
 def lvlm_forward(lvlm, batch: dict[str, torch.Tensor], lm_loss: bool = True,
-                 option_tokens: list[int] | None = None) -> dict[str, torch.Tensor]:
+                 option_tokens: list[int] | None = None, from_layer: int = 0) -> dict[str, torch.Tensor]:
     """One decoder pass over a batch: ``h`` (batch, lm_dim), the last hidden state at each row's last
     prompt token; ``lm`` (scalar), the next-token cross-entropy over answer tokens (when asked and the
     batch has answers); ``options`` (batch, len(option_tokens)), the logits of those first tokens of
-    the answer (the generated answer's first step)."""
-    embeds = lvlm.embed(batch["input_ids"], batch["image_mask"], batch.get("image_feats"))
-    hidden = lvlm.lm.get_decoder()(inputs_embeds=embeds, attention_mask=batch["attention_mask"]).last_hidden_state
+    the answer (the generated answer's first step). With ``from_layer`` > 0 the batch carries
+    ``states`` (batch, seq, lm_dim), the input of that layer (``bottom_states``), and only the layers
+    from there on run."""
+    decoder = lvlm.lm.get_decoder()
+    if from_layer:
+        with decoder_layers(decoder, from_layer, None):
+            hidden = decoder(inputs_embeds=batch["states"], attention_mask=batch["attention_mask"],
+                             use_cache=False).last_hidden_state
+    else:
+        embeds = lvlm.embed(batch["input_ids"], batch["image_mask"], batch.get("image_feats"))
+        hidden = decoder(inputs_embeds=embeds, attention_mask=batch["attention_mask"], use_cache=False).last_hidden_state
     rows = torch.arange(hidden.shape[0], device=hidden.device)
     out = {"h": hidden[rows, batch["last"]]}                                        # (batch, lm_dim)
     head = lvlm.lm.get_output_embeddings()
@@ -135,6 +164,60 @@ def lvlm_forward(lvlm, batch: dict[str, torch.Tensor], lm_loss: bool = True,
     if option_tokens is not None:
         out["options"] = head(out["h"])[:, option_tokens].float()                   # (batch, options)
     return out
+
+
+def bottom_states(lvlm, batch: dict[str, torch.Tensor], upto: int) -> torch.Tensor:
+    """(batch, seq, lm_dim): the input of decoder layer ``upto`` (the output of layers ``0:upto``, no
+    final norm), for the frozen part below the LoRA layers. No gradients."""
+    decoder = lvlm.lm.get_decoder()
+    with torch.inference_mode(), decoder_layers(decoder, 0, upto, norm=False):
+        embeds = lvlm.embed(batch["input_ids"], batch["image_mask"], batch.get("image_feats"))
+        return decoder(inputs_embeds=embeds, attention_mask=batch["attention_mask"], use_cache=False).last_hidden_state
+
+
+class StateCache:
+    """Bottom-layer states of tokenised memes on disk, one safetensors file per (init model, layer,
+    token ids): computed once and shared by every run that starts from the same init model (the
+    zero-shot model, SFT and LMM-RGCL runs of every seed). ``$SOMELVLM_CACHE/lmm_states`` or
+    ``~/.cache/somelvlm/lmm_states``."""
+
+    def __init__(self, init_digest: str, upto: int, root: Path | str | None = None) -> None:
+        import os
+
+        if root is None:
+            env = os.environ.get("SOMELVLM_CACHE")
+            root = (Path(env).expanduser() if env else Path.home() / ".cache" / "somelvlm") / "lmm_states"
+        self.root = Path(root) / f"{init_digest}-L{upto}"
+        self.upto = upto
+
+    def path(self, ids: list[int]) -> Path:
+        key = hashlib.sha256(np.asarray(ids, np.int64).tobytes()).hexdigest()
+        return self.root / key[:2] / f"{key}.safetensors"
+
+    def fill(self, lvlm, items: list[dict], pad_id: int, batch_size: int = 8, log=None) -> None:
+        """Put ``states`` (seq, lm_dim) into each item (text-only items), computing the missing ones."""
+        from safetensors.torch import load_file, save_file
+
+        from somelvlm.atomic import atomic_path
+
+        todo = []
+        for it in items:
+            p = self.path(it["ids"])
+            if p.is_file():
+                it["states"] = load_file(str(p))["s"]
+            else:
+                todo.append(it)
+        for s in range(0, len(todo), batch_size):
+            chunk = todo[s:s + batch_size]
+            states = bottom_states(lvlm, collate_memes(chunk, pad_id), self.upto)
+            for row, it in enumerate(chunk):
+                it["states"] = states[row, :len(it["ids"])].clone()
+                p = self.path(it["ids"])
+                p.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_path(p, durable=False) as tmp:
+                    save_file({"s": it["states"].contiguous()}, str(tmp))
+            if log is not None and (s // batch_size) % 10 == 0:
+                log(f"bottom states: {min(s + batch_size, len(todo))}/{len(todo)} computed")
 
 
 def label_first_tokens(tokenizer, task) -> list[int]:

@@ -96,6 +96,10 @@ class LMMRGCLConfig:
     head_width: int = 256
     """Width of g (the paper: 1024)."""
     head_dropout: float = 0.1
+    cache_frozen_layers: bool = False
+    """Text-only memes with ``lora_layers`` set: compute the frozen layers below the LoRA ones once per
+    meme (``models.lmm_rgcl.StateCache``, shared by runs from the same init model) and run only the top
+    layers in training and feature extraction: the same numbers, several times faster on CPU."""
     checkpoint_every: int = 50
     log_every: int = 5
     # stage 2
@@ -213,8 +217,8 @@ def index_meta(items: list[dict], labels: list[str], source: str) -> dict[str, l
             "text": [it["meme"].text for it in items]}
 
 
-def compute_h(lvlm, items: list[dict], pad_id: int, batch_size: int = 8) -> np.ndarray:
-    """(n, lm_dim) h of items (eval mode, no gradients)."""
+def compute_h(lvlm, items: list[dict], pad_id: int, batch_size: int = 8, from_layer: int = 0) -> np.ndarray:
+    """(n, lm_dim) h of items (eval mode, no gradients); ``from_layer``: items carry bottom states."""
     import torch
 
     from somelvlm.models.lmm_rgcl import collate_memes, lvlm_forward
@@ -223,8 +227,26 @@ def compute_h(lvlm, items: list[dict], pad_id: int, batch_size: int = 8) -> np.n
     with torch.inference_mode():
         for s in range(0, len(items), batch_size):
             batch = collate_memes(items[s:s + batch_size], pad_id)
-            out.append(lvlm_forward(lvlm, batch, lm_loss=False)["h"].float().numpy())
+            out.append(lvlm_forward(lvlm, batch, lm_loss=False, from_layer=from_layer)["h"].float().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def frozen_prefix(lvlm, items: list[dict], config: LMMRGCLConfig, init_digest: str, pad_id: int,
+                  lora_layers: int | None, log=None) -> int:
+    """The first LoRA layer when ``cache_frozen_layers`` applies (text-only items, LoRA in the top
+    layers): the items get their bottom states from the ``StateCache``. Else 0 (full forward)."""
+    from somelvlm.models.lmm_rgcl import StateCache
+
+    if not config.cache_frozen_layers or not lora_layers or any(it.get("feats") is not None for it in items):
+        return 0
+    upto = lvlm.lm.config.num_hidden_layers - lora_layers
+    if upto <= 0:
+        return 0
+    was = lvlm.training
+    lvlm.eval()
+    StateCache(init_digest, upto).fill(lvlm, items, pad_id, log=log)
+    lvlm.train(was)
+    return upto
 
 
 def _write_report(out: Path, skipped: list[dict], n_train: int, extra: dict | None = None) -> None:
@@ -267,7 +289,7 @@ def build_stage1(config: LMMRGCLConfig, with_images: bool):
     return lvlm, tokenizer, head, init
 
 
-def stage1_terms(lvlm, head, batch, config: LMMRGCLConfig) -> dict:
+def stage1_terms(lvlm, head, batch, config: LMMRGCLConfig, from_layer: int = 0) -> dict:
     """Named loss terms of one batch: ``lm``, ``bce``, ``rgcl`` (when l2 > 0) and their weighted ``loss``."""
     import torch
     import torch.nn.functional as F
@@ -276,7 +298,7 @@ def stage1_terms(lvlm, head, batch, config: LMMRGCLConfig) -> dict:
 
     from somelvlm.models.lmm_rgcl import lvlm_forward
 
-    f = lvlm_forward(lvlm, batch, lm_loss=config.l0 > 0)
+    f = lvlm_forward(lvlm, batch, lm_loss=config.l0 > 0, from_layer=from_layer)
     out = head(f["h"])
     y = batch["y"]
     terms = {"bce": F.binary_cross_entropy_with_logits(out["logit"], y)}
@@ -316,6 +338,7 @@ def train_stage1(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
     _write_report(out, skipped, len(items))
     log(f"stage 1: {len(items)} {config.domain} memes ({sum(it['y'] for it in items):.0f} positive, "
         f"{sum(it['feats'] is not None for it in items)} with images), {len(skipped)} skipped (report.json)")
+    from_layer = frozen_prefix(lvlm, items, config, init["digest"], tokenizer.pad_token_id, config.lora_layers, log)
     trainable = {f"lm.{n}": p for n, p in lvlm.lm.named_parameters() if p.requires_grad}
     if lvlm.connector is not None:
         trainable |= {f"connector.{n}": p for n, p in lvlm.connector.named_parameters() if p.requires_grad}
@@ -347,7 +370,7 @@ def train_stage1(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
                     chosen = [items[i] for i in b]
                     batch = collate_memes(chosen, tokenizer.pad_token_id)
                     batch["y"] = torch.tensor([it["y"] for it in chosen])
-                    terms = stage1_terms(lvlm, head, batch, config)
+                    terms = stage1_terms(lvlm, head, batch, config, from_layer)
                     (terms["loss"] / config.grad_accum).backward()
                     for n, v in terms.items():
                         sums[n] = sums.get(n, 0.0) + float(v.detach()) / config.grad_accum
@@ -364,10 +387,11 @@ def train_stage1(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
     lvlm.eval()
     head.eval()
     labels = binary_labels(task.name)
-    h = compute_h(lvlm, items, tokenizer.pad_token_id)
+    h = compute_h(lvlm, items, tokenizer.pad_token_id, from_layer=from_layer)
     with torch.no_grad():
         g = head(torch.from_numpy(h))["g"].numpy()
     meta = {"name": config.name, "task": task.name, "labels": labels, "init": init,
+            "lora_layers": config.lora_layers,
             "prompt_index": config.prompt_index, "max_prompt_tokens": config.max_prompt_tokens,
             "rkc_k": config.rkc_k, "training": {"stage1": _record(config, items, out)}}
     return save_model(out / "model", lvlm, tokenizer, head, meta, g, index_meta(items, labels, config.domain),
@@ -386,7 +410,7 @@ def _record(config: LMMRGCLConfig, items: list[dict], out: Path) -> dict:
 
 
 # -- stage 2 -------------------------------------------------------------------------------------------
-def cached_h(out: Path, lvlm, items: list[dict], pad_id: int, key: str, log) -> np.ndarray:
+def cached_h(out: Path, lvlm, items: list[dict], pad_id: int, key: str, log, from_layer: int = 0) -> np.ndarray:
     """h of ``items``, computed once per (model, memes) and kept in ``out/h-KEY.safetensors``."""
     import hashlib
 
@@ -399,7 +423,7 @@ def cached_h(out: Path, lvlm, items: list[dict], pad_id: int, key: str, log) -> 
     if path.is_file():
         return load_file(str(path))["h"]
     t0 = time.perf_counter()
-    h = compute_h(lvlm, items, pad_id)
+    h = compute_h(lvlm, items, pad_id, from_layer=from_layer)
     with atomic_path(path) as tmp:
         save_file({"h": h}, str(tmp))
     log(f"h of {len(items)} memes in {time.perf_counter() - t0:.0f} s -> {path.name}")
@@ -501,8 +525,10 @@ def train_stage2(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
     _write_report(out, skipped, len(items))
     log(f"stage 2: {len(items)} training memes, {len(val_items)} val memes; LMM frozen")
     key = s1.get("adapter_digest", "s1")
-    h = cached_h(out, lvlm, items, tokenizer.pad_token_id, key, log)
-    h_val = cached_h(out, lvlm, val_items, tokenizer.pad_token_id, key, log) if val_items else np.zeros((0, h.shape[1]), np.float32)
+    pad = tokenizer.pad_token_id
+    from_layer = frozen_prefix(lvlm, items + val_items, config, s1["init"]["digest"], pad, s1.get("lora_layers"), log)
+    h = cached_h(out, lvlm, items, pad, key, log, from_layer)
+    h_val = cached_h(out, lvlm, val_items, pad, key, log, from_layer) if val_items else np.zeros((0, h.shape[1]), np.float32)
     if config.head_init == "fresh":
         torch.manual_seed(config.seed)
         head = MemeHead(HeadConfig(in_dim=h.shape[1], width=config.head_width, dropout=config.head_dropout))
