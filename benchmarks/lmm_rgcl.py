@@ -59,7 +59,7 @@ def domain_sets(args, source: str, target: str) -> dict:
             "val": sample(pick(src, "val"), args.max_val, 0),
             "source_test": sample(pick(src, s_test), args.max_test, 0) if s_test != "val" else [],
             "target_test": sample(pick(tgt, t_test), args.max_test, 0),
-            "target_pool": sample(pick(tgt, "train"), 2 * max(args.adapt), 0, balanced=True)}
+            "target_pool": sample(pick(tgt, "train"), max(args.pool, max(args.adapt)), 0, balanced=True)}
 
 
 def write_jsonl(path: Path, memes: list, splits: dict[str, str]) -> Path:
@@ -334,10 +334,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
     p.add_argument("--runs", default=str(REPO / "runs" / "lmm-rgcl-bench"))
     p.add_argument("--init", default="some-lvlm")
-    p.add_argument("--max-train", type=int, default=200)
-    p.add_argument("--max-val", type=int, default=80)
-    p.add_argument("--max-test", type=int, default=177)
+    p.add_argument("--max-train", type=int, default=160)
+    p.add_argument("--max-val", type=int, default=60)
+    p.add_argument("--max-test", type=int, default=120)
     p.add_argument("--adapt", nargs="+", type=int, default=[10, 50])
+    p.add_argument("--pool", type=int, default=60, help="target training memes the added ones are drawn from")
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--max-len", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)

@@ -107,8 +107,8 @@ def test_model_folder_loads_and_the_pipeline_answers_with_head_and_rkc(trained):
     assert model.modalities == {"image", "text"}
     probs = model.predict_proba(["you are an idiot", "lovely day #sun"])["harmful_meme"]
     assert probs.shape == (2, 2) and np.allclose(probs.sum(1), 1, atol=1e-5)
-    by_rkc = load_model(folder, method="rkc").predict_proba(["you are an idiot"])["harmful_meme"]
-    assert by_rkc.shape == (1, 2)
+    by_words = load_model(folder, method="generation").predict_proba(["you are an idiot"])["harmful_meme"]
+    assert by_words.shape == (1, 2) and np.allclose(by_words.sum(1), 1, atol=1e-5)
     assert len(model.answer(["you are an idiot"], max_new_tokens=2)) == 1
     pipe = Pipeline(folder, tasks=["harmful_meme"], multimodal=False, rkc=folder / "index")
     [row] = pipe([Post(id="q", text="shut up you idiot")])
@@ -120,20 +120,27 @@ def test_index_add_changes_rkc_and_a_foreign_index_is_refused(trained, tmp_path)
     import shutil
 
     from somelvlm.batch.index_build import add_to_index
-    from somelvlm.models import load_model
+    from somelvlm.posts import Post
     from somelvlm.retrieval.index import EncoderMismatch, MemoryIndex
+    from somelvlm.retrieval.stage import RKCStage
 
     folder = tmp_path / "model"
     shutil.copytree(trained["s2"] / "model", folder)
     query = "a brand new domain meme about cats"
-    before = load_model(folder, method="rkc").rkc([query])[0]
+
+    def rkc(text: str) -> dict:
+        rows = [{}]
+        RKCStage(folder / "index")([Post(id="q", text=text)], [text], rows)
+        return rows[0]["rkc"]
+
+    before = rkc(query)
     flipped = "harmful" if before["label"] == "not_harmful" else "not_harmful"
     new = tmp_path / "new.jsonl"
     new.write_text("".join(json.dumps({"id": f"n{i}", "text": query, "label": flipped}) + "\n" for i in range(20))
                    + json.dumps({"id": "n-empty", "text": "", "label": "harmful"}) + "\n")
     summary = add_to_index(folder / "index", folder, new)
     assert summary.added == 20 and summary.total == 32
-    assert load_model(folder, method="rkc").rkc([query])[0]["label"] == flipped
+    assert rkc(query)["label"] == flipped
 
     foreign = tmp_path / "foreign"
     MemoryIndex.build(np.ones((2, 16), np.float32), {"id": ["a", "b"], "label": ["harmful", "not_harmful"]},
@@ -147,8 +154,7 @@ def test_configs_load_and_errors_name_the_option():
     for path in sorted((REPO / "configs").glob("lmm-rgcl-*.yaml")):
         first = path.read_text().splitlines()[0]
         assert first.startswith("# somelvlm train lmm-rgcl") or first.startswith("# python"), path
-        if "qwen2vl" not in path.name:
-            LMMRGCLConfig.from_yaml(path, stage=1)
+        LMMRGCLConfig.from_yaml(path, stage=1)
     with pytest.raises(ValueError, match="--stage"):
         LMMRGCLConfig(stage=3, out="o")
     with pytest.raises(ValueError, match="task"):

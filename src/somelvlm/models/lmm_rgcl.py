@@ -33,14 +33,11 @@ import json
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
-
-if TYPE_CHECKING:
-    from somelvlm.retrieval.index import MemoryIndex
 
 EMBEDDING = "lmm_rgcl_g"
 """The ``embedding`` field of an index stamp made by this backend."""
@@ -342,7 +339,6 @@ class LMMRGCLModel:
         self.max_len = min(self.config.get("max_prompt_tokens", 512),
                            getattr(self.lvlm.lm.config, "max_position_embeddings", 2048))
         self.head_digest = state_digest(self.head.state_dict())
-        self._memory: MemoryIndex | None = None
         self._generator = None
 
     # ----- what the index is stamped with
@@ -352,15 +348,6 @@ class LMMRGCLModel:
 
     def stamp(self) -> dict:
         return index_stamp(self.config, self.head_digest, self.folder)
-
-    @property
-    def memory(self) -> MemoryIndex:
-        """The model's own index (``folder/index``), checked against this model's stamp."""
-        if self._memory is None:
-            from somelvlm.retrieval.index import MemoryIndex
-
-            self._memory = MemoryIndex.load(self.folder / "index", expect=self.stamp())
-        return self._memory
 
     # ----- reading posts
     def _items(self, posts: list, texts: list[str | None] | None = None) -> list[dict]:
@@ -406,28 +393,8 @@ class LMMRGCLModel:
         unknown = [t for t in (tasks or []) if t != self.task_name]
         if unknown:
             raise ValueError(f"model {self.name} answers only {self.task_name}, not {unknown}")
-        if self.method == "rkc":
-            p = np.array([1 / (1 + np.exp(-r["score"])) for r in self.rkc(posts)], np.float32)
-        else:
-            p = self.forward(posts)["head" if self.method == "head" else "generation"]
+        p = self.forward(posts)["head" if self.method == "head" else "generation"]
         return {self.task_name: np.stack([1 - p, p], axis=1).astype(np.float32)}
-
-    def rkc(self, posts: list, texts: list[str | None] | None = None, k: int | None = None) -> list[dict]:
-        """RKC over the model's index: one ``{"label", "prob", "score", "neighbours"}`` per post."""
-        from somelvlm.retrieval.rkc import rkc_predict
-
-        return rkc_predict(self.memory, self.embed(posts, texts), list(self.labels), k or self.k)
-
-    def add(self, posts: list, labels: list[str], ids: list[str], source: str = "added",
-            texts: list[str | None] | None = None) -> int:
-        """Add labelled memes to the index (labels: the task's label ids or this model's binary ones)
-        and save it; returns how many. RKC answers change, nothing is retrained."""
-        binary = [self.binary_label(lab) for lab in labels]
-        texts = texts if texts is not None else [p if isinstance(p, str) else p.text for p in posts]
-        n = self.memory.add(self.embed(posts, texts), {"id": ids, "label": binary, "task": [self.task_name] * len(ids),
-                                                       "source": [source] * len(ids), "text": texts})
-        self.memory.save(self.folder / "index")
-        return n
 
     def binary_label(self, label: str) -> str:
         """A task label id (or one of this model's two labels) as this model's binary label."""
@@ -461,20 +428,21 @@ class LMMRGCLModel:
         return out
 
 
-METHODS = ("head", "rkc", "generation")
-"""How ``predict_proba`` answers: the MLP head, RKC over the index, or the label words' probabilities."""
+METHODS = ("head", "generation")
+"""How ``predict_proba`` answers: the MLP head or the label words' probabilities. RKC over the model's
+index is the pipeline's RKC stage (``Pipeline(model, rkc=FOLDER/index)``, ``analyze --rkc``)."""
 
 
-def save_model(folder: Path | str, lvlm, tokenizer, head: MemeHead, config: dict, vectors: np.ndarray,
-               meta: dict[str, list], index_kind: str = "flat") -> Path:
+def save_model(folder: Path | str, lvlm, tokenizer, head: MemeHead, config: dict,
+               write_extra: Callable[[Path, dict, str], None] | None = None) -> Path:
     """Write a model folder atomically: config.json, the LM's peft adapter, the connector (when there is
-    one), the head and the index of ``vectors`` (n, width) g with ``meta`` rows (id, label, ...),
-    stamped with this model. ``config`` needs ``task``, ``labels`` and ``init``."""
+    one) and the head; ``write_extra(tmp_folder, config, stamp-ready head digest)`` adds more inside
+    the same atomic write (the training recipe's index of g). ``config`` needs ``task``, ``labels``,
+    ``init``."""
     from peft import get_peft_model_state_dict
     from safetensors.torch import save_file
 
     from somelvlm.atomic import atomic_dir
-    from somelvlm.retrieval.index import MemoryIndex
 
     folder = Path(folder)
     head_state = {k: v.detach().contiguous() for k, v in head.state_dict().items()}
@@ -490,6 +458,6 @@ def save_model(folder: Path | str, lvlm, tokenizer, head: MemeHead, config: dict
                       str(tmp / "connector.safetensors"))
         save_file(head_state, str(tmp / "head.safetensors"))
         (tmp / "config.json").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
-        stamp = index_stamp(config, state_digest(head_state), folder)
-        MemoryIndex.build(vectors, meta, stamp, kind=index_kind).save(tmp / "index")
+        if write_extra is not None:
+            write_extra(tmp, config, state_digest(head_state))
     return folder

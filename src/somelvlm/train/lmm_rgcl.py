@@ -267,7 +267,13 @@ def build_stage1(config: LMMRGCLConfig, with_images: bool):
 
     from somelvlm.models.connector import ConnectorConfig, build_connector
     from somelvlm.models.lmm_rgcl import HeadConfig, MemeHead, load_init
+    from somelvlm.train.instruct_vlm import is_hf_vlm
 
+    if is_hf_vlm(config.init):
+        raise NotImplementedError(
+            f"init {config.init!r} is a Hugging Face VLM: LMM-RGCL runs on our compose LVLM only so far (h from "
+            "its decoder, LoRA via peft). The hf_vlm route (h from the VLM's last hidden state at the last prompt "
+            "token, QLoRA on CUDA) is specified in configs/lmm-rgcl-qwen2vl-harm-c.yaml but not implemented")
     lvlm, tokenizer, init = load_init(config.init)
     for p in lvlm.parameters():
         p.requires_grad_(False)
@@ -323,7 +329,7 @@ def stage1_terms(lvlm, head, batch, config: LMMRGCLConfig, from_layer: int = 0) 
 def train_stage1(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
     import torch
 
-    from somelvlm.models.lmm_rgcl import collate_memes, save_model
+    from somelvlm.models.lmm_rgcl import collate_memes
     from somelvlm.taxonomy.registry import get_task
     from somelvlm.train.loop import (apply_step, latest_step_checkpoint, length_grouped_batches,
                                      resume_step_checkpoint, save_step_checkpoint, warmup_linear)
@@ -394,8 +400,21 @@ def train_stage1(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
             "lora_layers": config.lora_layers,
             "prompt_index": config.prompt_index, "max_prompt_tokens": config.max_prompt_tokens,
             "rkc_k": config.rkc_k, "training": {"stage1": _record(config, items, out)}}
-    return save_model(out / "model", lvlm, tokenizer, head, meta, g, index_meta(items, labels, config.domain),
-                      config.index_kind)
+    return save_with_index(out / "model", lvlm, tokenizer, head, meta, g, index_meta(items, labels, config.domain),
+                           config.index_kind)
+
+
+def save_with_index(folder: Path, lvlm, tokenizer, head, meta: dict, g: np.ndarray, rows: dict[str, list],
+                    kind: str = "flat") -> Path:
+    """The model folder (``models.lmm_rgcl.save_model``) with ``index/``: a MemoryIndex of the training
+    memes' g (n, width), stamped with this model, written in the same atomic step."""
+    from somelvlm.models.lmm_rgcl import index_stamp, save_model
+    from somelvlm.retrieval.index import MemoryIndex
+
+    def write_index(tmp: Path, config: dict, head_digest: str) -> None:
+        MemoryIndex.build(g, rows, index_stamp(config, head_digest, folder), kind=kind).save(tmp / "index")
+
+    return save_model(folder, lvlm, tokenizer, head, meta, write_index)
 
 
 def _record(config: LMMRGCLConfig, items: list[dict], out: Path) -> dict:
@@ -506,7 +525,7 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict
 def train_stage2(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
     import torch
 
-    from somelvlm.models.lmm_rgcl import HeadConfig, MemeHead, load_parts, save_model
+    from somelvlm.models.lmm_rgcl import HeadConfig, MemeHead, load_parts
     from somelvlm.taxonomy.registry import get_task
 
     out = stage_dir(config)
@@ -549,8 +568,8 @@ def train_stage2(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
                                      "val": {k[4:]: v for k, v in result["history"][result["best_epoch"] - 1].items()
                                              if k.startswith("val_")},
                                      "options": {k: v for k, v in asdict(config).items() if k.startswith(("stage2", "k", "hard", "ce_", "temp", "head_"))}}}}
-    return save_model(out / "model", lvlm, tokenizer, head, meta, g, index_meta(items, labels, config.domain),
-                      config.index_kind)
+    return save_with_index(out / "model", lvlm, tokenizer, head, meta, g, index_meta(items, labels, config.domain),
+                           config.index_kind)
 
 
 def stage_dir(config: LMMRGCLConfig) -> Path:
