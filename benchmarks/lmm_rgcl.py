@@ -57,7 +57,7 @@ def domain_sets(args, source: str, target: str) -> dict:
     pick = lambda ms, split: [m for m in ms if m.split == split]  # noqa: E731
     return {"train": sample(pick(src, "train"), args.max_train, 0, balanced=True),
             "val": sample(pick(src, "val"), args.max_val, 0),
-            "source_test": sample(pick(src, s_test), args.max_test, 0) if s_test != "val" else [],
+            "source_test": sample(pick(src, s_test), args.source_test, 0) if s_test != "val" and args.source_test else [],
             "target_test": sample(pick(tgt, t_test), args.max_test, 0),
             "target_pool": sample(pick(tgt, "train"), max(args.pool, max(args.adapt)), 0, balanced=True)}
 
@@ -334,12 +334,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
     p.add_argument("--runs", default=str(REPO / "runs" / "lmm-rgcl-bench"))
     p.add_argument("--init", default="some-lvlm")
-    p.add_argument("--max-train", type=int, default=160)
-    p.add_argument("--max-val", type=int, default=60)
-    p.add_argument("--max-test", type=int, default=120)
+    p.add_argument("--max-train", type=int, default=96)
+    p.add_argument("--max-val", type=int, default=40)
+    p.add_argument("--max-test", type=int, default=80)
+    p.add_argument("--source-test", type=int, default=0, help="in-domain test memes of the source (0: none)")
     p.add_argument("--adapt", nargs="+", type=int, default=[10, 50])
-    p.add_argument("--pool", type=int, default=60, help="target training memes the added ones are drawn from")
-    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--pool", type=int, default=50, help="target training memes the added ones are drawn from")
+    p.add_argument("--steps", type=int, default=40)
     p.add_argument("--max-len", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--lora-layers", type=int, default=4, help="as in the config: the zero-shot row shares its cache")
