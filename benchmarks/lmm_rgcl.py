@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -54,7 +55,7 @@ def domain_sets(args, source: str, target: str) -> dict:
     tgt, _ = load_domain(args.data_root, target)
     s_test = get_domain(source).test_split
     t_test = get_domain(target).test_split
-    pick = lambda ms, split: [m for m in ms if m.split == split]  # noqa: E731
+    pick = lambda ms, split: [m for m in ms if m.split == split]
     return {"train": sample(pick(src, "train"), args.max_train, 0, balanced=True),
             "val": sample(pick(src, "val"), args.max_val, 0),
             "source_test": sample(pick(src, s_test), args.source_test, 0) if s_test != "val" and args.source_test else [],
@@ -75,8 +76,8 @@ def train_runs(args, source: str, sets: dict, seed: int) -> dict[str, Path]:
     root = Path(args.runs) / source
     data = write_jsonl(root / "memes.jsonl", sets["train"] + sets["val"], {m.id: "val" for m in sets["val"]})
     task = sets["train"][0].task
-    common = dict(domain=str(data), task=task, init=args.init, seed=seed, max_steps=args.steps, max_len=args.max_len,
-                  log_every=10, checkpoint_every=25, num_threads=args.threads)
+    common = {"domain": str(data), "task": task, "init": args.init, "seed": seed, "max_steps": args.steps,
+              "max_len": args.max_len, "log_every": 10, "checkpoint_every": 25, "num_threads": args.threads}
     cfg = REPO / "configs" / f"lmm-rgcl-{source}.yaml"
     out = {}
     for name, extra in (("sft", {"l1": 0.0, "l2": 0.0}), ("lmm", {})):
@@ -104,8 +105,13 @@ class Scorer:
     def __call__(self, memes: list, task) -> dict[str, np.ndarray]:
         import torch
 
-        from somelvlm.models.lmm_rgcl import (StateCache, collate_memes, label_first_tokens, lvlm_forward,
-                                              positive_from_options)
+        from somelvlm.models.lmm_rgcl import (
+            StateCache,
+            collate_memes,
+            label_first_tokens,
+            lvlm_forward,
+            positive_from_options,
+        )
         from somelvlm.train.lmm_rgcl import LMMRGCLConfig, prepare_memes
 
         cfg = LMMRGCLConfig(stage=1, out="-", max_len=self.args.max_len, prompt_index=0)
@@ -132,7 +138,7 @@ class Scorer:
 def metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float | None]:
     from somelvlm.train.lmm_rgcl import binary_metrics
 
-    return {k: (round(v, 2) if v == v else None) for k, v in binary_metrics(y, p).items()}
+    return {k: (None if math.isnan(v) else round(v, 2)) for k, v in binary_metrics(y, p).items()}
 
 
 def gen_row(s: dict) -> dict:
@@ -285,7 +291,7 @@ def summarise(per_seed: list[dict]) -> dict:
     for res in per_seed:
         for row, vals in res.items():
             for m, v in vals.items():
-                out.setdefault(row, {}).setdefault(m, []).append(None if v is None or v != v else v)
+                out.setdefault(row, {}).setdefault(m, []).append(None if v is None or math.isnan(v) else v)
     summary: dict = {}
     for row, ms in out.items():
         for m, v in ms.items():
@@ -297,29 +303,32 @@ def summarise(per_seed: list[dict]) -> dict:
     return summary
 
 
+def _table_row(row: str, ms: dict) -> str:
+    def cell(m: str) -> str:
+        return f"{ms[m]['mean']:.1f} +- {ms[m]['std']:.1f}" if m in ms else ""
+
+    def one(m: str) -> str:
+        return f"{ms[m]['mean']:.1f}" if m in ms else ""
+
+    n = len(ms["macro_f1"]["seeds"]) if "macro_f1" in ms else 0
+    return (f"| {row} | {cell('macro_f1')} | {cell('auroc')} | {one('valid_first_token')} | "
+            f"{one('acc_first_token')} | {one('acc_star_first_token')} | {n} |")
+
+
 def markdown(results: dict, args) -> str:
-    lines = ["# LMM-RGCL cross-domain protocol (CPU scale)", "",
-             f"`python benchmarks/lmm_rgcl.py --pairs {' '.join(args.pairs)} --seeds {' '.join(map(str, args.seeds))} "
-             f"--steps {args.steps} --max-train {args.max_train}` on {results['machine']}.", "",
-             "Target-domain test, mean +- std over seeds (per-seed numbers in lmm_rgcl.json). P(positive) >= 0.5 "
-             "for macro-F1; AUROC on the probability (RKC: sigmoid of its score). 'first token' columns: the "
-             "greedy first answer token is a label word (valid) / the gold label's (Acc over all, Acc* over valid).", ""]
+    command = (f"`python benchmarks/lmm_rgcl.py --pairs {' '.join(args.pairs)} --seeds {' '.join(map(str, args.seeds))} "
+               f"--steps {args.steps} --max-train {args.max_train}` on {results['machine']}.")
+    legend = ("Target-domain test, mean +- std over seeds (per-seed numbers in lmm_rgcl.json). P(positive) >= 0.5 "
+              "for macro-F1; AUROC on the probability (RKC: sigmoid of its score). 'first token' columns: the "
+              "greedy first answer token is a label word (valid) / the gold label's (Acc over all, Acc* over valid).")
+    header = ["| row | macro-F1 | AUROC | valid first token | Acc | Acc* | seeds |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["# LMM-RGCL cross-domain protocol (CPU scale)", "", command, "", legend, ""]
     for pair, res in results["pairs"].items():
-        lines += [f"## {pair} ({res['sizes']})", "", "| row | macro-F1 | AUROC | valid first token | Acc | Acc* | seeds |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
-        for part, title in (("target", "target"), ("source", "in-domain (source test)")):
-            table = res["summary"].get(part, {})
-            if not table:
-                continue
-            if part == "source":
-                lines += ["", f"In-domain ({res['source_split']}):", "", "| row | macro-F1 | AUROC | valid first token | Acc | Acc* | seeds |",
-                          "|---|---:|---:|---:|---:|---:|---:|"]
-            for row, ms in table.items():
-                cell = lambda m: (f"{ms[m]['mean']:.1f} +- {ms[m]['std']:.1f}" if m in ms else "")  # noqa: E731
-                one = lambda m: (f"{ms[m]['mean']:.1f}" if m in ms else "")  # noqa: E731
-                n = len(ms["macro_f1"]["seeds"]) if "macro_f1" in ms else 0
-                lines.append(f"| {row} | {cell('macro_f1')} | {cell('auroc')} | {one('valid_first_token')} | "
-                             f"{one('acc_first_token')} | {one('acc_star_first_token')} | {n} |")
+        lines += [f"## {pair} ({res['sizes']})", "", *header]
+        lines += [_table_row(row, ms) for row, ms in res["summary"]["target"].items()]
+        if res["summary"].get("source"):
+            lines += ["", f"In-domain ({res['source_split']} of the source):", "", *header]
+            lines += [_table_row(row, ms) for row, ms in res["summary"]["source"].items()]
         lines += [""]
     lines += results.get("notes", [])
     return "\n".join(lines) + "\n"

@@ -15,9 +15,9 @@ import torch
 
 pytest.importorskip("peft")
 pytest.importorskip("faiss")
-from gen_helpers import make_tiny_lm  # noqa: E402
+from gen_helpers import make_tiny_lm
 
-from somelvlm.train.lmm_rgcl import LMMRGCLConfig, train  # noqa: E402
+from somelvlm.train.lmm_rgcl import LMMRGCLConfig, train
 
 REPO = Path(__file__).resolve().parents[2]
 BAD = ["you are an idiot, shut up", "the meme makes fun of politicians, idiot", "shut up you stupid idiot"]
@@ -54,10 +54,10 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("lmm-rgcl")
     lm = make_tiny_lm(root / "lm")
     memes = _memes(root / "data")
-    common = dict(domain=str(memes), task="harmful_meme", init=str(lm), max_len=64, batch_size=4, lr=5e-3,
-                  head_lr=5e-3, warmup_steps=1, lora_r=4, lora_alpha=8, lora_layers=None, head_width=16,
-                  checkpoint_every=2, log_every=1, num_threads=1, max_train=None, epochs=3, l2=0.5, stage2_epochs=3,
-                  stage2_batch_size=4, k=4)
+    common = {"domain": str(memes), "task": "harmful_meme", "init": str(lm), "max_len": 64, "batch_size": 4,
+              "lr": 5e-3, "head_lr": 5e-3, "warmup_steps": 1, "lora_r": 4, "lora_alpha": 8, "lora_layers": None,
+              "head_width": 16, "checkpoint_every": 2, "log_every": 1, "num_threads": 1, "max_train": None,
+              "epochs": 3, "l2": 0.5, "stage2_epochs": 3, "stage2_batch_size": 4, "k": 4}
     logs: list[str] = []
     run = root / "run"
     train(LMMRGCLConfig(stage=1, out=str(run), max_steps=2, **common), log=logs.append)
@@ -153,7 +153,7 @@ def test_index_add_changes_rkc_and_a_foreign_index_is_refused(trained, tmp_path)
 def test_configs_load_and_errors_name_the_option():
     for path in sorted((REPO / "configs").glob("lmm-rgcl-*.yaml")):
         first = path.read_text().splitlines()[0]
-        assert first.startswith("# somelvlm train lmm-rgcl") or first.startswith("# python"), path
+        assert first.startswith("# somelvlm train lmm-rgcl"), path
         LMMRGCLConfig.from_yaml(path, stage=1)
     with pytest.raises(ValueError, match="--stage"):
         LMMRGCLConfig(stage=3, out="o")

@@ -43,7 +43,7 @@ class Domain:
     """The split used as the domain's test set (Harm-P has no test file: its val)."""
 
 
-DOMAINS: dict[str, "Domain"] = {
+DOMAINS: dict[str, Domain] = {
     "harm-c": Domain("harmeme", "Harm-C", "harmful_meme"),
     "harm-p": Domain("harmeme", "Harm-P", "harmful_meme", test_split="val"),
     "fhm": Domain("hmc", "FHM", "hateful_meme"),
@@ -166,7 +166,7 @@ def load_meme_file(path: Path | str, task_name: str, domain: str | None = None) 
 def sample(memes: list[Meme], n: int | None, seed: int = 0, balanced: bool = False) -> list[Meme]:
     """At most ``n`` memes, a fixed sample (sha1 of seed + id); ``balanced``: half positive where
     the pool allows. Keeps no order guarantee beyond determinism."""
-    key = lambda m: hashlib.sha1(f"{seed}:{m.id}".encode()).hexdigest()  # noqa: E731
+    key = lambda m: hashlib.sha1(f"{seed}:{m.id}".encode()).hexdigest()
     ranked = sorted(memes, key=key)
     if n is None or len(ranked) <= n:
         return ranked

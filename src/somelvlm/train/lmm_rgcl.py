@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["LMMRGCLConfig", "train", "prepare_memes"]
+__all__ = ["LMMRGCLConfig", "prepare_memes", "train"]
 
 
 @dataclass
@@ -300,9 +300,8 @@ def stage1_terms(lvlm, head, batch, config: LMMRGCLConfig, from_layer: int = 0) 
     import torch
     import torch.nn.functional as F
 
-    from somelvlm.train.losses import rgcl_loss
-
     from somelvlm.models.lmm_rgcl import lvlm_forward
+    from somelvlm.train.losses import rgcl_loss
 
     f = lvlm_forward(lvlm, batch, lm_loss=config.l0 > 0, from_layer=from_layer)
     out = head(f["h"])
@@ -331,8 +330,14 @@ def train_stage1(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
 
     from somelvlm.models.lmm_rgcl import collate_memes
     from somelvlm.taxonomy.registry import get_task
-    from somelvlm.train.loop import (apply_step, latest_step_checkpoint, length_grouped_batches,
-                                     resume_step_checkpoint, save_step_checkpoint, warmup_linear)
+    from somelvlm.train.loop import (
+        apply_step,
+        latest_step_checkpoint,
+        length_grouped_batches,
+        resume_step_checkpoint,
+        save_step_checkpoint,
+        warmup_linear,
+    )
 
     out = stage_dir(config)
     train_memes, _, skipped = split_memes(config)
