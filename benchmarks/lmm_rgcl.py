@@ -43,6 +43,24 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 
+NOTES = [
+    "Notes:",
+    "",
+    ("- Scale: SmolLM2-135M (the shipped some-lvlm), LoRA r 16 in the top 4 of 30 layers, a few dozen steps on a "
+    "2-core CPU shared with other jobs; the paper tunes Qwen2-VL-7B with QLoRA r 128 on all layers for 3 epochs "
+    "on a GPU. Read the table as a check that the pipeline runs end to end, not as a test of the method."),
+    ("- The zero-shot row is not zero-shot on HarMeme: some-lvlm's instruction tuning saw 200 harmful_meme records "
+    "of the SoMeData train split (Harm-C and Harm-P train). Harm-P has no test file, so its val split is its test."),
+    ("- The HarMeme / HMC copies here have no images: every row reads the meme's text only (the LVLM's connector "
+    "is not used); memes added to the index come from the target's train split, sampled per seed, half positive."),
+    ("- Trained models are asked their own training question (harmful_meme) on target memes; the zero-shot model "
+    "is asked the target task's question. Generation rows score P(positive) from the first answer token's "
+    "probabilities over the label words' first tokens."),
+    ("- The frozen-feature floor (train/rgcl.py: MiniLM text features, product fusion with a zero image) is trained "
+    "on the same source memes and selected on the same val memes."),
+]
+
+
 def say(msg: str) -> None:
     print(time.strftime("%H:%M:%S"), msg, flush=True)
 
@@ -76,7 +94,7 @@ def train_runs(args, source: str, sets: dict, seed: int) -> dict[str, Path]:
     root = Path(args.runs) / source
     data = write_jsonl(root / "memes.jsonl", sets["train"] + sets["val"], {m.id: "val" for m in sets["val"]})
     task = sets["train"][0].task
-    common = {"domain": str(data), "task": task, "init": args.init, "seed": seed, "max_steps": args.steps,
+    common = {"domain": str(data), "task": task, "init": args.init, "seed": seed, "max_steps": args.steps, "epochs": 1000,
               "max_len": args.max_len, "log_every": 10, "checkpoint_every": 25, "num_threads": args.threads}
     cfg = REPO / "configs" / f"lmm-rgcl-{source}.yaml"
     out = {}
@@ -358,7 +376,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    results = {"machine": f"{cpu_name()}, {args.threads} threads", "args": vars(args), "pairs": {}}
+    results = {"machine": f"{cpu_name()}, {args.threads} threads", "args": vars(args), "pairs": {}, "notes": NOTES}
     for pair in args.pairs:
         source, target = pair.split(":")
         sets = domain_sets(args, source, target)
