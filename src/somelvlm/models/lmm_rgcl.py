@@ -1,12 +1,13 @@
 """LMM-RGCL at inference: a fine-tuned LVLM that answers a meme task three ways.
 
-1. **By generation**, in the task's own label words (the LM was tuned to keep answering in text);
-   ``label_word_probs`` reads the same answer as probabilities of the label words' first tokens.
+1. **By generation**, in the task's own label words (the LM was tuned to keep answering in text):
+   ``answer`` / ``generate``; ``method="generation"`` reads the same answer as probabilities of the
+   label words' first tokens.
 2. **By its MLP head** on ``h``, the LM's last hidden state at the last prompt token
    (``predict_proba``: the ``Classifier`` protocol, so ``load_model`` and the ``Pipeline`` use it).
-3. **By RKC** over a FAISS memory of the training memes' head embeddings ``g`` (``rkc``); labelled
-   memes of a new domain are added with ``add`` (or ``somelvlm index add``) and change RKC's
-   answers with no retraining.
+3. **By RKC** over a FAISS memory of the training memes' head embeddings ``g`` (the folder's
+   ``index/``, through the pipeline's RKC stage: ``Pipeline(model, rkc=FOLDER/index)``); labelled memes
+   of a new domain are added with ``somelvlm index add`` and change RKC's answers with no retraining.
 
 The task is binary: the task's first label (``not_harmful``, ``not_hateful`` ...) against all the
 others (``harmful``: HarMeme's "somewhat" and "very" harmful together), see
@@ -310,11 +311,13 @@ def load_parts(folder: Path | str, merge: bool = True):
 
 # -- the backend --------------------------------------------------------------------------------------------
 class LMMRGCLModel:
-    """The ``lmm_rgcl`` backend: a ``Classifier`` (by the MLP head, or ``method="rkc"`` /
-    ``"generation"``) that also generates, embeds memes for its index and adds labelled memes to it."""
+    """The ``lmm_rgcl`` backend: a ``Classifier`` (by the MLP head, or by the label words' probabilities
+    with ``method="generation"``) that also generates (``generate``, ``answer``) and embeds memes into
+    the g its index holds (``embed``, ``stamp``: what ``retrieval.stage.RKCStage`` and
+    ``batch.index_build.add_to_index`` use for RKC and for adding memes)."""
 
     def __init__(self, folder: Path | str, *, threads: int | None = None, method: str = "head",
-                 batch_size: int = 8, k: int | None = None) -> None:
+                 batch_size: int = 8) -> None:
         from somelvlm.models import model_folder
         from somelvlm.models.base import HeadSpec
         from somelvlm.taxonomy.registry import get_task
@@ -334,7 +337,6 @@ class LMMRGCLModel:
         self.specs = {self.task_name: HeadSpec(self.task_name, "classification", self.labels)}
         self.modalities = frozenset({"image", "text"} if self.lvlm.connector is not None else {"text"})
         self.method, self.batch_size = method, batch_size
-        self.k = k or self.config.get("rkc_k", 20)
         self.prompt_index = self.config.get("prompt_index", 0)
         self.max_len = min(self.config.get("max_prompt_tokens", 512),
                            getattr(self.lvlm.lm.config, "max_position_embeddings", 2048))
