@@ -136,8 +136,7 @@ class Scorer:
         items, _ = prepare_memes(memes, self.tok, task, 0, cfg, with_answers=False)
         if self.from_layer:
             StateCache(self.digest, self.from_layer).fill(self.lvlm, items, self.tok.pad_token_id, log=say)
-        tokens = label_first_tokens(self.tok, task)
-        gold_token = {lab: self.tok(lab.replace("_", " "), add_special_tokens=False)["input_ids"][0] for lab in task.labels}
+        tokens = label_first_tokens(self.tok, task)  # the negative label's first
         out = {"h": [], "gen": [], "top": []}
         with torch.inference_mode():
             for s in range(0, len(items), 16):
@@ -149,7 +148,9 @@ class Scorer:
         res = {k: np.concatenate(v) for k, v in out.items()}
         res["y"] = np.array([m.positive for m in memes], np.int64)
         res["valid"] = np.isin(res["top"], tokens)
-        res["first_ok"] = np.array([t == gold_token[m.label] for t, m in zip(res["top"], memes)])
+        # the answer's side (the memes may be of another task than the question): positive unless it starts
+        # like the negative label
+        res["first_ok"] = res["valid"] & ((res["top"] != tokens[0]) == res["y"].astype(bool))
         return res
 
 
@@ -338,7 +339,7 @@ def markdown(results: dict, args) -> str:
                f"--steps {args.steps} --max-train {args.max_train}` on {results['machine']}.")
     legend = ("Target-domain test, mean +- std over seeds (per-seed numbers in lmm_rgcl.json). P(positive) >= 0.5 "
               "for macro-F1; AUROC on the probability (RKC: sigmoid of its score). 'first token' columns: the "
-              "greedy first answer token is a label word (valid) / the gold label's (Acc over all, Acc* over valid).")
+              "greedy first answer token is a label word (valid) / on the right side, positive or not (Acc over all memes, Acc* over valid answers).")
     header = ["| row | macro-F1 | AUROC | valid first token | Acc | Acc* | seeds |", "|---|---:|---:|---:|---:|---:|---:|"]
     lines = ["# LMM-RGCL cross-domain protocol (CPU scale)", "", command, "", legend, ""]
     for pair, res in results["pairs"].items():

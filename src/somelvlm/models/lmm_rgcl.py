@@ -54,21 +54,26 @@ class HeadConfig:
     width: int = 256
     """Width of g, the first layer's output (the paper: 1024)."""
     dropout: float = 0.1
+    norm: bool = False
+    """LayerNorm on h first: an LM's last hidden state has a few channels far larger than the rest, and
+    without it g of every meme pointed the same way (cosine 0.997 with SmolLM2), so RGCL could not act."""
 
 
 class MemeHead(nn.Module):
-    """Two layers: ``g = GELU(Linear(h))`` (the embedding RGCL and RKC use), ``logit = Linear(dropout(g))``."""
+    """Two layers: ``g = GELU(Linear(LN(h)))`` (the embedding RGCL and RKC use; LN when ``norm``),
+    ``logit = Linear(dropout(g))``."""
 
     def __init__(self, config: HeadConfig) -> None:
         super().__init__()
         self.config = config
+        self.norm = nn.LayerNorm(config.in_dim) if config.norm else nn.Identity()
         self.embed = nn.Linear(config.in_dim, config.width)
         self.drop = nn.Dropout(config.dropout)
         self.out = nn.Linear(config.width, 1)
 
     def forward(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
         """h: (batch, in_dim) -> ``{"g": (batch, width), "logit": (batch,)}``."""
-        g = nn.functional.gelu(self.embed(h.float()))
+        g = nn.functional.gelu(self.embed(self.norm(h.float())))
         return {"g": g, "logit": self.out(self.drop(g)).squeeze(-1)}
 
 

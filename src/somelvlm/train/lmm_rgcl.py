@@ -96,6 +96,8 @@ class LMMRGCLConfig:
     head_width: int = 256
     """Width of g (the paper: 1024)."""
     head_dropout: float = 0.1
+    head_norm: bool = True
+    """LayerNorm on h before the MLP (see ``models.lmm_rgcl.HeadConfig.norm``)."""
     cache_frozen_layers: bool = False
     """Text-only memes with ``lora_layers`` set: compute the frozen layers below the LoRA ones once per
     meme (``models.lmm_rgcl.StateCache``, shared by runs from the same init model) and run only the top
@@ -291,7 +293,7 @@ def build_stage1(config: LMMRGCLConfig, with_images: bool):
                       target_modules=list(config.lora_targets), layers_to_transform=layers, task_type="CAUSAL_LM")
     lvlm.lm = get_peft_model(lvlm.lm, lora)
     torch.manual_seed(config.seed)
-    head = MemeHead(HeadConfig(in_dim=dim, width=config.head_width, dropout=config.head_dropout))
+    head = MemeHead(HeadConfig(in_dim=dim, width=config.head_width, dropout=config.head_dropout, norm=config.head_norm))
     return lvlm, tokenizer, head, init
 
 
@@ -555,7 +557,8 @@ def train_stage2(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
     h_val = cached_h(out, lvlm, val_items, pad, key, log, from_layer) if val_items else np.zeros((0, h.shape[1]), np.float32)
     if config.head_init == "fresh":
         torch.manual_seed(config.seed)
-        head = MemeHead(HeadConfig(in_dim=h.shape[1], width=config.head_width, dropout=config.head_dropout))
+        head = MemeHead(HeadConfig(in_dim=h.shape[1], width=config.head_width, dropout=config.head_dropout,
+                                   norm=config.head_norm))
     y = np.array([it["y"] for it in items], np.int64)
     y_val = np.array([it["y"] for it in val_items], np.int64)
     result = train_head_rgcl(head, h, y, h_val, y_val, config, log)
