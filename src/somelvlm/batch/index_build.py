@@ -140,6 +140,8 @@ def add_to_index(index: Path, model: Path, input: Path, *, label_col: str = "lab
     from somelvlm.models.mm_runtime import MultimodalHeads
     from somelvlm.retrieval.index import MemoryIndex
 
+    if _backend(model) == "lmm_rgcl":
+        return _add_with_lmm(index, model, input, label_col=label_col, num_threads=num_threads)
     heads = MultimodalHeads([model], num_threads=num_threads)
     memory = MemoryIndex.load(index, expect=heads.stamp())
     _, meta = heads.heads[0]
@@ -153,5 +155,47 @@ def add_to_index(index: Path, model: Path, input: Path, *, label_col: str = "lab
         memory.add(g, {"id": [posts.ids[i] for i in fresh], "label": [posts.labels[i] for i in fresh],
                        "task": [meta["task"]] * len(fresh), "source": [Path(input).name] * len(fresh),
                        "text": [posts.texts[i] for i in fresh]})
+        memory.save(index)
+    return IndexSummary(Path(index), len(fresh), len(memory), skipped)
+
+
+def _backend(model: Path) -> str | None:
+    """The backend a model folder's config.json names (None for a folder without one)."""
+    from somelvlm.models import read_model_config
+
+    try:
+        return read_model_config(model).get("backend")
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _add_with_lmm(index: Path, model: Path, input: Path, *, label_col: str, num_threads: int) -> IndexSummary:
+    """``add_to_index`` for an ``lmm_rgcl`` model: its LVLM + head embed the posts (g). Labels may be
+    the task's own (``somewhat_harmful``) or the model's binary ones (``harmful``); posts without text
+    are skipped ("no text"): the model reads each meme's text in its prompt."""
+    from somelvlm.models.lmm_rgcl import LMMRGCLModel
+    from somelvlm.posts import Post
+    from somelvlm.retrieval.index import MemoryIndex
+
+    lmm = LMMRGCLModel(model, threads=num_threads)
+    memory = MemoryIndex.load(index, expect=lmm.stamp())
+    labels = list(dict.fromkeys([*lmm.task.label_ids, *lmm.labels]))
+    posts = read_labelled_posts(Path(input), labels, label_col=label_col)
+    known = set(memory.meta["id"])
+    skipped = list(posts.skipped)
+    fresh = []
+    for i, pid in enumerate(posts.ids):
+        if pid in known:
+            skipped.append({"id": pid, "line": None, "reason": "duplicate id", "message": "already in the index"})
+        elif not (posts.texts[i] or "").strip():
+            skipped.append({"id": pid, "line": None, "reason": "no text", "message": "the model reads the meme's text"})
+        else:
+            fresh.append(i)
+    if fresh:
+        batch = [Post(id=posts.ids[i], text=posts.texts[i], image=posts.images[i]) for i in fresh]
+        memory.add(lmm.embed(batch), {"id": [posts.ids[i] for i in fresh],
+                                      "label": [lmm.binary_label(posts.labels[i]) for i in fresh],
+                                      "task": [lmm.task_name] * len(fresh), "source": [Path(input).name] * len(fresh),
+                                      "text": [posts.texts[i] for i in fresh]})
         memory.save(index)
     return IndexSummary(Path(index), len(fresh), len(memory), skipped)

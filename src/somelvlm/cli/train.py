@@ -41,6 +41,14 @@ def train_rgcl(cfg) -> None:  # cfg: somelvlm.train.rgcl.RGCLConfig
     _print_recipe_result(train(cfg, table=_feature_table(cfg), log=err_console.log))
 
 
+def train_lmm_rgcl(cfg) -> None:  # cfg: somelvlm.train.lmm_rgcl.LMMRGCLConfig
+    """LMM-RGCL: stage 1 (LoRA + MLP head, LM + BCE) or stage 2 (the head with RGCL on the frozen LMM)."""
+    from somelvlm.train.lmm_rgcl import train
+
+    result = train(cfg, log=err_console.log)
+    console.print(f"stage {cfg.stage}: model in {result}")
+
+
 def _feature_table(cfg):
     """The recipe's frozen-feature table, its extraction shown as progress bars."""
     from somelvlm.train.multimodal import load_table

@@ -26,11 +26,12 @@ BACKENDS = Registry("model backend", {
     "openai_classifier": "somelvlm.models.openai_http:OpenAIClassifier",
     "openai_http": "somelvlm.models.openai_http:OpenAIGenerator",
     "vllm": "somelvlm.models.vllm_backend:VLLMGenerator",
+    "lmm_rgcl": "somelvlm.models.lmm_rgcl:LMMRGCLModel",
 })
 """Backend name -> ``"module:Class"``. Classifiers: compact, image_text, openai_classifier;
 generators: lvlm, hf_vlm, openai_http, vllm (in-process vLLM on a GPU)."""
 
-CLASSIFIER_BACKENDS = frozenset({"compact", "image_text", "openai_classifier"})
+CLASSIFIER_BACKENDS = frozenset({"compact", "image_text", "openai_classifier", "lmm_rgcl"})
 DEFAULT_MODEL = "some-mini"
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 """Models shipped in the package, one folder each."""
