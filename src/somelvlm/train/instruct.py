@@ -31,7 +31,7 @@ import torch
 
 from somelvlm.models.connector import ConnectorConfig
 from somelvlm.train.instruct_config import InstructConfig, load_records, training_record
-from somelvlm.train.loop import optimizer_and_resume, run_steps
+from somelvlm.train.loop import log_setup, optimizer_and_resume, run_steps
 
 __all__ = ["InstructConfig", "build_model", "collate", "lm_loss", "load_quantized_lm", "tokenize_record", "train"]
 
@@ -160,10 +160,7 @@ def train(config: InstructConfig, log: Callable[[str], None] = print) -> Path:
         cut = sum(bool(it["truncated"]) for it in items)
         log(f"stage {config.stage}: {len(items)} records ({cut} prompts truncated to fit {config.max_len} tokens)")
         trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
-        log(f"trainable weights: {sum(p.numel() for p in trainable.values()):,}")
-        if dist.enabled:
-            log(f"{dist.world} processes ({dist.device.split(':')[0]}): global batch "
-                f"{config.batch_size * dist.world * config.grad_accum} per step")
+        log_setup(log, config, trainable, dist)
         optimizer, schedule, per_epoch, total, step = optimizer_and_resume(config, out, trainable, len(items), log,
                                                                            world=dist.world)
         model.train()

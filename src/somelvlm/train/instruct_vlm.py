@@ -23,7 +23,7 @@ import torch
 
 from somelvlm.models.hf_vlm import NEEDS_IMAGE, PROJECTORS
 from somelvlm.train.instruct_config import InstructConfig, load_records, training_record
-from somelvlm.train.loop import optimizer_and_resume, run_steps
+from somelvlm.train.loop import log_setup, optimizer_and_resume, run_steps
 
 TOKEN_KEYS = ("mm_token_type_ids", "token_type_ids")
 """Processor outputs with one entry per token: extended over the answer and padded like the ids."""
@@ -252,10 +252,7 @@ def _train_vlm(config: InstructConfig, log: Callable[[str], None], dist) -> Path
     log(f"stage {config.stage} on {model.config.model_type}: {len(items)} records, {with_image} with an image "
         f"({cut} prompts truncated to fit {config.max_len} tokens)")
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    log(f"trainable weights: {sum(p.numel() for p in trainable.values()):,}")
-    if dist.enabled:
-        log(f"{dist.world} processes ({dist.device.split(':')[0]}): global batch "
-            f"{config.batch_size * dist.world * config.grad_accum} per step")
+    log_setup(log, config, trainable, dist)
     optimizer, schedule, per_epoch, total, step = optimizer_and_resume(config, out, trainable, len(items), log,
                                                                        world=dist.world)
     if config.stage == 2:  # the frozen LM and adapter run as at inference; only the projector trains

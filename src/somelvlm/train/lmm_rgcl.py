@@ -332,14 +332,7 @@ def train_stage1(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
 
     from somelvlm.models.lmm_rgcl import collate_memes
     from somelvlm.taxonomy.registry import get_task
-    from somelvlm.train.loop import (
-        apply_step,
-        latest_step_checkpoint,
-        length_grouped_batches,
-        resume_step_checkpoint,
-        save_step_checkpoint,
-        warmup_linear,
-    )
+    from somelvlm.train.loop import apply_step, length_grouped_batches, optimizer_and_resume, save_step_checkpoint
 
     out = stage_dir(config)
     train_memes, _, skipped = split_memes(config)
@@ -359,15 +352,8 @@ def train_stage1(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
     log(f"trainable weights: {sum(p.numel() for p in trainable.values()):,}")
     groups = [{"params": [p for n, p in trainable.items() if not n.startswith("head.")], "lr": config.lr},
               {"params": [p for n, p in trainable.items() if n.startswith("head.")], "lr": config.head_lr}]
-    optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
-    per_epoch = -(-len(items) // (config.batch_size * config.grad_accum))
-    total = min(config.max_steps or per_epoch * config.epochs, per_epoch * config.epochs)
-    schedule = warmup_linear(optimizer, config.warmup_steps, total, decay="run")
-    step = 0
-    latest = latest_step_checkpoint(out / "checkpoints")
-    if latest is not None:
-        step = resume_step_checkpoint(latest, trainable, optimizer, schedule)
-        log(f"resumed from {latest} at step {step}")
+    optimizer, schedule, per_epoch, total, step = optimizer_and_resume(config, out, trainable, len(items), log,
+                                                                       groups=groups)
     lvlm.train()
     head.train()
     t0 = time.perf_counter()

@@ -153,14 +153,24 @@ def format_row(row: dict) -> str:
 
 
 # -- the instruct recipes' steps ---------------------------------------------------------------------
+def log_setup(log: Callable[[str], None], config: Any, trainable: dict, dist: Any) -> None:
+    """One line of trainable weights and, under DDP, one of the processes and the global batch."""
+    log(f"trainable weights: {sum(p.numel() for p in trainable.values()):,}")
+    if dist.enabled:
+        log(f"{dist.world} processes ({dist.device.split(':')[0]}): global batch "
+            f"{config.batch_size * dist.world * config.grad_accum} per step")
+
+
 def optimizer_and_resume(config: Any, out: Path, trainable: dict, n_items: int, log: Callable[[str], None],
-                         world: int = 1):
+                         world: int = 1, groups: list[dict] | None = None):
     """AdamW with linear warmup and decay over the run, restored from the newest checkpoint under
     ``out`` when there is one (every rank reads it). ``world`` processes each take ``batch_size``
-    items of a step's batches. Returns (optimizer, schedule, steps per epoch, total steps, step)."""
+    items of a step's batches; ``groups``: AdamW parameter groups (default: all of ``trainable`` at
+    ``config.lr``). Returns (optimizer, schedule, steps per epoch, total steps, step)."""
     import torch
 
-    optimizer = torch.optim.AdamW(trainable.values(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(groups or [{"params": list(trainable.values())}], lr=config.lr,
+                                  weight_decay=config.weight_decay)
     per_epoch = math.ceil(n_items / (config.batch_size * world) / config.grad_accum)
     total = min(config.max_steps or per_epoch * config.epochs, per_epoch * config.epochs)
     schedule = warmup_linear(optimizer, config.warmup_steps, total, decay="run")
