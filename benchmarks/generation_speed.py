@@ -1,14 +1,20 @@
-"""Generation speed of the SoMe-LVLM on CPU: tokens per second single-stream and batched.
+"""Generation speed of the SoMe-LVLM on CPU against this machine's limits, per runtime.
 
-    python benchmarks/generation_speed.py [--model some-lvlm] [--prompts 16] [--batch 8]
-        [--max-new-tokens 32] [--threads 2] [--openai-url http://127.0.0.1:8000/v1 --openai-model NAME]
-        [--out benchmarks/results]
+    python benchmarks/generation_speed.py [--model some-lvlm] [--runtimes torch ctranslate2]
+        [--prompts 16] [--batch 8] [--max-new-tokens 32] [--threads 2] [--data-root ../shared/data]
+        [--openai-url http://127.0.0.1:8000/v1 --openai-model NAME] [--out benchmarks/results]
 
-Real prompts: detoxify instructions built from ParaDetox test posts (a SoMeData build, --somedata).
-Greedy decoding; one warm-up call; model loading excluded. Generated tokens are counted with the
-model's tokenizer on the returned answers. With --openai-url (a vLLM server on a lent GPU), the
-same prompts go through the OpenAI-compatible backend for comparison. Writes generation_speed.json
-and generation_speed.md to --out.
+Real prompts: SoMeLVLM's detoxify instruction over ParaDetox test posts. Greedy decoding; one
+warm-up call per mode; model loading excluded; generated tokens are the answers' own counts.
+
+The limits are measured in the same run, with the same thread count:
+- memory: the rate at which this CPU streams a 512 MB fp32 tensor (a decoder step at batch 1 must
+  read every weight once, so ``weight bytes / rate`` is the least time per step);
+- compute: the fp32 GEMM rate of a 2048^3 matmul (``2 * parameters`` FLOPs per token).
+The bound of a measured run is the least time its exact work could take: each batch's prompt
+tokens at the GEMM rate, plus each decode step at ``max(weights / bandwidth, active rows * 2 *
+parameters / GEMM rate)``. ``fraction`` = bound time / measured time (1.0 = at the roofline).
+Writes generation_speed.json and generation_speed.md to --out.
 """
 
 from __future__ import annotations
@@ -24,41 +30,86 @@ from _machine import cpu_name  # benchmarks/_machine.py
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).parent / "results"
+DEFAULT_DATA = REPO.parent / "shared" / "data"
 
 
-def prompts_from(somedata: Path, n: int) -> list[str]:
-    out = []
-    with (somedata / "test.jsonl").open(encoding="utf-8") as f:
-        for line in f:
-            r = json.loads(line)
-            if r["task"] == "detoxify":
-                out.append(r["conversations"][0]["value"])
-            if len(out) == n:
-                break
-    if len(out) < n:
-        raise ValueError(f"{somedata}: only {len(out)} detoxify test records, asked for {n}")
-    return out
+def detox_prompts(data_root: Path, n: int) -> list[str]:
+    """``n`` detoxify prompts (the task's first prompt) over ParaDetox test posts."""
+    from somelvlm.evaluate.harness import _task_examples
+    from somelvlm.pipeline import _prompt
+    from somelvlm.posts import Post
+    from somelvlm.taxonomy.registry import get_task
+
+    task = get_task("detoxify")
+    examples = _task_examples("detoxify", data_root, "test")[:n]
+    if len(examples) < n:
+        raise ValueError(f"{data_root}: only {len(examples)} detoxify test posts, asked for {n}")
+    return [_prompt(task, 0, Post(id=str(i), text=ex.text, meta=dict(ex.meta) or None))
+            for i, (ex, _) in enumerate(examples)]
 
 
-def measure(gen, tokenizer, prompts: list[str], batch: int, max_new: int) -> dict:
+def memory_rate(threads: int, mb: int = 512) -> float:
+    """Bytes per second this CPU streams from memory (sum over a tensor far larger than the caches)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    x = torch.ones(mb * (1 << 20) // 4)
+    x.sum()
+    best = min(_timed(x.sum) for _ in range(5))
+    return x.numel() * 4 / best
+
+
+def gemm_rate(threads: int, n: int = 2048) -> float:
+    """fp32 FLOPs per second of an ``n x n`` by ``n x n`` matmul."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(5))
+    return 2 * n ** 3 / best
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def measure(gen, prompts: list[str], batch: int, max_new: int) -> dict:
+    """Run ``prompts`` in batches of ``batch``; seconds, token counts and the per-batch work."""
     from somelvlm.models.generation import GenerationConfig
 
     cfg = GenerationConfig(max_new_tokens=max_new)
-    gen.generate(prompts[:batch], config=cfg)  # warm-up
+    gen.chat(prompts[:batch], config=cfg)  # warm-up
+    work, new_tokens = [], 0
     t0 = time.perf_counter()
-    answers = []
     for i in range(0, len(prompts), batch):
-        answers += gen.generate(prompts[i:i + batch], config=cfg)
+        out = gen.chat(prompts[i:i + batch], config=cfg)
+        new_tokens += sum(g.completion_tokens for g in out)
+        work.append({"prompt_tokens": [g.prompt_tokens for g in out], "new_tokens": [g.completion_tokens for g in out]})
     seconds = time.perf_counter() - t0
-    new_tokens = sum(len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers)
     return {"batch": batch, "prompts": len(prompts), "new_tokens": new_tokens, "seconds": round(seconds, 2),
-            "tokens_per_s": round(new_tokens / seconds, 2), "prompts_per_s": round(len(prompts) / seconds, 3)}
+            "tokens_per_s": round(new_tokens / seconds, 2), "prompts_per_s": round(len(prompts) / seconds, 3),
+            "work": work}
+
+
+def bound_seconds(work: list[dict], weight_bytes: float, params: float, bandwidth: float, gemm: float) -> float:
+    """The least time the measured work could take on this machine (see the module docstring)."""
+    total = 0.0
+    for batch in work:
+        total += sum(batch["prompt_tokens"]) * 2 * params / gemm
+        for step in range(max(batch["new_tokens"], default=0)):
+            active = sum(n > step for n in batch["new_tokens"])
+            total += max(weight_bytes / bandwidth, active * 2 * params / gemm)
+    return total
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="some-lvlm")
-    ap.add_argument("--somedata", type=Path, default=REPO / "runs" / "somedata")
+    ap.add_argument("--runtimes", nargs="+", default=["torch", "ctranslate2"])
+    ap.add_argument("--data-root", type=Path, default=Path(os.environ.get("SOMELVLM_DATA", DEFAULT_DATA)))
     ap.add_argument("--prompts", type=int, default=16)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=32)
@@ -70,27 +121,53 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from somelvlm.models.generation import GENERATORS, load_generator
+    from somelvlm.models import BACKENDS
+    from somelvlm.models.generation import load_generator
 
     torch.set_num_threads(args.threads)
-    prompts = prompts_from(args.somedata, args.prompts)
-    gen = load_generator(args.model)
-    rows = {"single_stream": measure(gen, gen.tokenizer, prompts[: max(4, args.prompts // 4)], 1, args.max_new_tokens),
-            "batched": measure(gen, gen.tokenizer, prompts, args.batch, args.max_new_tokens)}
+    prompts = detox_prompts(args.data_root, args.prompts)
+    bandwidth, gemm = memory_rate(args.threads), gemm_rate(args.threads)
+    rows: dict[str, dict] = {}
+    for runtime in args.runtimes:
+        gen = load_generator(args.model, runtime=runtime)
+        if gen.runtime != runtime:
+            raise SystemExit(f"runtime {runtime!r} is not available here (got {gen.runtime!r})")
+        lm = gen.model.lm
+        params = float(sum(p.numel() for p in lm.parameters()))
+        weight_bytes = float(sum(p.numel() * p.element_size() for p in lm.parameters()))
+        for mode, batch, subset in (("single_stream", 1, prompts[: max(4, args.prompts // 2)]),
+                                    (f"batch_{args.batch}", args.batch, prompts)):
+            r = measure(gen, subset, batch, args.max_new_tokens)
+            bound = bound_seconds(r["work"], weight_bytes, params, bandwidth, gemm)
+            r.update(runtime=runtime, bound_tokens_per_s=round(r["new_tokens"] / bound, 1),
+                     fraction=round(bound / r["seconds"], 3))
+            rows[f"{runtime}/{mode}"] = r
+        del gen
     if args.openai_url:
-        remote = GENERATORS.get("openai_http")(base_url=args.openai_url, model=args.openai_model)
-        rows["openai_http"] = measure(remote, gen.tokenizer, prompts, args.batch, args.max_new_tokens)
-    result = {"model": args.model, "device": "cuda" if torch.cuda.is_available() else "cpu", "cpu": cpu_name(),
-              "loadavg_1m": round(os.getloadavg()[0], 2), "threads": args.threads, "max_new_tokens": args.max_new_tokens, "results": rows}
+        remote = BACKENDS.get("openai_http")(args.openai_url, model=args.openai_model)
+        rows["openai_http"] = measure(remote, prompts, args.batch, args.max_new_tokens)
+    result = {"model": args.model, "device": "cpu", "cpu": cpu_name(), "threads": args.threads,
+              "loadavg_1m": round(os.getloadavg()[0], 2), "max_new_tokens": args.max_new_tokens,
+              "limits": {"memory_GBps": round(bandwidth / 1e9, 1), "gemm_GFLOPs": round(gemm / 1e9, 1),
+                         "weight_MB": round(weight_bytes / 1e6, 1), "params_M": round(params / 1e6, 1),
+                         "single_stream_bound_tokens_per_s": round(bandwidth / weight_bytes, 1)},
+              "results": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "generation_speed.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    lines = ["# Generation speed (greedy, CPU)", "",
-             f"Model {args.model} (SmolLM2-135M + merged LoRA), {args.threads} torch threads on {result['cpu']} "
-             f"(1-minute load average at the end {result['loadavg_1m']} on {os.cpu_count()} cores: other jobs slow it).", "",
-             "| mode | batch | prompts | new tokens | seconds | tokens/s | prompts/s |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lim = result["limits"]
+    lines = ["# Generation speed (greedy, CPU) against this machine's limits", "",
+             f"Model {args.model} (SmolLM2-135M + merged LoRA, fp32), {args.threads} threads on {result['cpu']}; "
+             f"1-minute load average at the end {result['loadavg_1m']} on {os.cpu_count()} cores.", "",
+             f"Limits measured in the same run: memory {lim['memory_GBps']} GB/s (so {lim['weight_MB']} MB of weights "
+             f"bound one stream at {lim['single_stream_bound_tokens_per_s']} tokens/s), fp32 GEMM {lim['gemm_GFLOPs']} "
+             f"GFLOP/s. `bound` is the rate at which the run's exact work (its prompts' prefill and every decode "
+             f"step) would go at those limits; `fraction` = measured / bound.", "",
+             "| runtime | mode | prompts | new tokens | seconds | tokens/s | bound tokens/s | fraction |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     for name, r in rows.items():
-        lines.append(f"| {name} | {r['batch']} | {r['prompts']} | {r['new_tokens']} | {r['seconds']} "
-                     f"| {r['tokens_per_s']} | {r['prompts_per_s']} |")
+        runtime, _, mode = name.partition("/")
+        lines.append(f"| {runtime} | {mode or 'batch'} | {r['prompts']} | {r['new_tokens']} | {r['seconds']} "
+                     f"| {r['tokens_per_s']} | {r.get('bound_tokens_per_s', '')} | {r.get('fraction', '')} |")
     (args.out / "generation_speed.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 

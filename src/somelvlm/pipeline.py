@@ -287,9 +287,11 @@ class Pipeline:
         for name, idx in by_task.items():
             task = get_task(name)
             config = GenerationConfig(max_new_tokens=max_new_tokens or task.answer_tokens)
+            asked = {i: _prompt(task, index, items[i][0]) for i in idx}
+            idx = sorted(idx, key=lambda i: len(asked[i]))  # batches of alike length: less padding and prefill
             for start in range(0, len(idx), self.batch_size):
                 chunk = idx[start:start + self.batch_size]
-                prompts = [_prompt(task, index, items[i][0]) for i in chunk]
+                prompts = [asked[i] for i in chunk]
                 images = [items[i][0].image if task.modality != "text" and reads_images else None for i in chunk]
                 answers = self.generator.generate(prompts, images if any(im is not None for im in images) else None,
                                                   config)

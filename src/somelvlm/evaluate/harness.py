@@ -88,12 +88,16 @@ def _evaluate_by_generation(pipeline, name: str, data_root: Path, split: str, li
     return {**row, "by": "generation", **({"errors": errors} if errors else {})}
 
 
+GENERATION_CHUNK = 64
+"""Posts handed to the pipeline at once: it batches them by prompt length (a failed chunk is retried post by post)."""
+
+
 def _answers(pipeline, name: str, posts: list[Post], prompt_index: int) -> tuple[list[str], list[dict]]:
     """Raw answers per post, batch by batch; a batch the model fails on is retried post by post, and a
     post it still fails on gets an empty answer (invalid) and an error record ``{"id", "error"}``."""
     answers: list[str] = []
     errors: list[dict] = []
-    step = max(1, pipeline.batch_size)
+    step = max(GENERATION_CHUNK, pipeline.batch_size)
     for start in range(0, len(posts), step):
         chunk = posts[start:start + step]
         try:
