@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     bandwidth, gemm = memory_rate(args.threads), gemm_rate(args.threads)
     rows: dict[str, dict] = {}
     for runtime in args.runtimes:
-        gen = load_generator(args.model, runtime=runtime)
+        gen = load_generator(args.model, generation_runtime=runtime)
         if gen.runtime != runtime:
             raise SystemExit(f"runtime {runtime!r} is not available here (got {gen.runtime!r})")
         lm = gen.model.lm

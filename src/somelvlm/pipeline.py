@@ -162,6 +162,12 @@ class Pipeline:
             self._generator = load_generator(self._generator_name or DEFAULT_GENERATOR)
         return self._generator
 
+    @property
+    def generation_runtime(self) -> str | None:
+        """How the loaded generator decodes (``torch``, ``ctranslate2``, ...); None before it loads or
+        for a remote one."""
+        return getattr(self._generator, "runtime", None) if self._generator is not None else None
+
     def has_generator(self) -> bool:
         return self._generator is not None or self._generator_name is not None
 

@@ -53,8 +53,8 @@ def test_generation_scores_use_every_reference_and_empty_answers_score_zero():
 
 
 def test_generate_task_uses_the_task_prompts_and_parses_labels():
-    gen = Scripted(["not hate", "hmm", "#a #b"])
-    rows = generate_task("hate", [Post(id="1", text="nice day"), Post(id="2", text="meh")], model=gen)
+    gen = Scripted(["not hate", "hmm", "#a #b"])  # prompts go shortest first (batches of alike length)
+    rows = generate_task("hate", [Post(id="1", text="nice day"), Post(id="2", text="meh, nothing to say")], model=gen)
     assert [r["label"] for r in rows] == ["not_hate", "invalid"]
     assert "nice day" in gen.prompts[0] and rows[0]["text"] == "nice day"  # the input post is kept
     rows = generate_task("hashtags", [Post(id="3", text="sunny beach")], model=gen)

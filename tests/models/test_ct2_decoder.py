@@ -34,8 +34,8 @@ def pair(tmp_path_factory):
 
     torch.set_num_threads(1)
     folder = make_tiny_llama(tmp_path_factory.mktemp("llama") / "m")
-    return (LVLMGenerator.from_base(folder, name="tiny", runtime="torch"),
-            LVLMGenerator.from_base(folder, name="tiny", runtime="ctranslate2"))
+    return (LVLMGenerator.from_base(folder, name="tiny", generation_runtime="torch"),
+            LVLMGenerator.from_base(folder, name="tiny", generation_runtime="ctranslate2"))
 
 
 def test_length_groups_keep_close_lengths_together_up_to_the_batch():
@@ -51,7 +51,7 @@ def test_ctranslate2_answers_equal_torch_answers(pair, tmp_path):
     for cfg in (GenerationConfig(max_new_tokens=12), GenerationConfig(max_new_tokens=1)):
         assert fast.chat(PROMPTS, config=cfg) == slow.chat(PROMPTS, config=cfg)
     bpe = make_tiny_lm(tmp_path / "bpe")  # a byte-level BPE vocabulary with a ChatML template
-    fast, slow = (LVLMGenerator.from_base(bpe, runtime=r) for r in ("ctranslate2", "torch"))
+    fast, slow = (LVLMGenerator.from_base(bpe, generation_runtime=r) for r in ("ctranslate2", "torch"))
     cfg = GenerationConfig(max_new_tokens=8)
     assert [g.completion_tokens for g in fast.chat(PROMPTS, config=cfg)] == \
         [g.completion_tokens for g in slow.chat(PROMPTS, config=cfg)]
@@ -93,6 +93,18 @@ def test_the_conversion_is_cached_under_the_weights_digest(pair, tmp_path):
             fast.model.lm.get_input_embeddings().weight[0, 0] -= 1.0
 
 
+def test_the_environment_chooses_the_runtime(tmp_path, monkeypatch):
+    from somelvlm.models.lvlm import LVLMGenerator
+
+    folder = make_tiny_lm(tmp_path / "lm")
+    monkeypatch.setenv("SOMELVLM_GENERATION_RUNTIME", "torch")
+    assert LVLMGenerator.from_base(folder).runtime == "torch"
+    assert LVLMGenerator.from_base(folder, generation_runtime="ctranslate2").runtime == "ctranslate2"  # argument first
+    monkeypatch.setenv("SOMELVLM_GENERATION_RUNTIME", "fast")
+    with pytest.raises(ValueError, match="unknown generation runtime 'fast'"):
+        LVLMGenerator.from_base(folder)
+
+
 def test_runtime_choices_fail_in_one_line(tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -116,7 +128,7 @@ def test_shipped_some_lvlm_answers_the_same_in_both_runtimes():
     from somelvlm.models.generation import load_generator
 
     torch.set_num_threads(2)
-    fast, slow = load_generator("some-lvlm"), load_generator("some-lvlm", runtime="torch")
+    fast, slow = load_generator("some-lvlm"), load_generator("some-lvlm", generation_runtime="torch")
     assert fast.runtime == "ctranslate2"
     prompts = ["Detoxify the following sentence: remove insults and profanity but keep what it says.\n"
                "Sentence: shut up you stupid idiot",

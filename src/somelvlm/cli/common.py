@@ -29,8 +29,10 @@ ENVIRONMENT = {
     "SOMELVLM_DATA": "the data root (folder with tweeteval/, davidson/, ...) when --data-root is not given; "
                      "default ../shared/data",
     "SOMELVLM_MODELS": "where converted base language models are cached (default ~/.cache/somelvlm/models)",
-    "SOMELVLM_CACHE": "the feature cache, and the exported ONNX encoders in its onnx/ (default ~/.cache/somelvlm/features "
-                      "and ~/.cache/somelvlm/onnx)",
+    "SOMELVLM_CACHE": "the feature cache, the exported ONNX encoders in its onnx/ and the CTranslate2 decoders in its "
+                      "ctranslate2/ (default ~/.cache/somelvlm/features, ~/.cache/somelvlm/onnx, ~/.cache/somelvlm/ctranslate2)",
+    "SOMELVLM_GENERATION_RUNTIME": "how generative models decode text prompts: auto (ctranslate2 when installed, else "
+                                   "torch), torch or ctranslate2 (default auto)",
     "SOMELVLM_MODEL_PATH": "folders (':'-separated) of model folders that --model / --generator names resolve in, "
                            "before the shipped ones",
     "SOMELVLM_SERVE_CONFIG": "set by `somelvlm serve --workers N` for its worker processes (the server's options as "

@@ -59,6 +59,8 @@ def evaluate_model(model, tasks: list[str], data_root: Path, split: str = "test"
     if progress is not None:
         progress(None, len(tasks), len(tasks))
     summary = {"split": split, "model": pipeline.name, "tasks": results}
+    if pipeline.generation_runtime:
+        summary["generation_runtime"] = pipeline.generation_runtime
     five = [_primary(name, results[name]) for name in TWEETEVAL_FIVE if name in results and results[name].get("n")]
     if len(five) == len(TWEETEVAL_FIVE):
         summary["tweeteval_five"] = round(float(np.mean(five)), 2)

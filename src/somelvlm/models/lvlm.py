@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -183,7 +184,8 @@ class LVLMGenerator:
 
     def __init__(self, folder: str | Path | None = None, *, base: str | Path | None = None,
                  merge: bool = True, num_threads: int | None = None, name: str | None = None,
-                 max_prompt_tokens: int | None = None, runtime: str = "auto", _parts: tuple | None = None) -> None:
+                 max_prompt_tokens: int | None = None, generation_runtime: str | None = None,
+                 _parts: tuple | None = None) -> None:
         if num_threads:
             torch.set_num_threads(num_threads)
         if _parts is not None:
@@ -198,7 +200,9 @@ class LVLMGenerator:
         context = getattr(self.model.lm.config, "max_position_embeddings", 2048)
         self.max_prompt_tokens = min(max_prompt_tokens or meta.get("max_prompt_tokens", 768), context)
         self.model.eval()
+        runtime = generation_runtime or os.environ.get("SOMELVLM_GENERATION_RUNTIME") or "auto"
         self.runtime = resolve_runtime(runtime, self.model.lm)
+        """The runtime that decodes text prompts: ``torch`` or ``ctranslate2`` (``RUNTIMES``)."""
         self._ct2 = None
         if self.runtime == "ctranslate2":
             from somelvlm.models.ct2_decoder import CT2Decoder
@@ -299,7 +303,7 @@ class LVLMGenerator:
 
 
 RUNTIMES = ("auto", "torch", "ctranslate2")
-"""How an ``lvlm`` decodes text prompts: ``torch`` (Hugging Face ``generate``), ``ctranslate2``
+"""How an ``lvlm`` decodes text prompts (``generation_runtime``, else ``$SOMELVLM_GENERATION_RUNTIME``): ``torch`` (Hugging Face ``generate``), ``ctranslate2``
 (the same merged weights converted once, 2-3x faster on CPU), ``auto`` (CTranslate2 when it is
 installed and the adapter is merged, else torch). Prompts with an image, and seeded sampling,
 always decode in torch."""
