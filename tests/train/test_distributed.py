@@ -298,6 +298,22 @@ def test_the_engine_comes_from_the_config_the_variable_or_accelerate(monkeypatch
         resolve_sharding()
 
 
+def test_fsdp_names_the_layer_class_it_could_not_find(monkeypatch):
+    from somelvlm.train.fsdp import decoder_layers
+
+    monkeypatch.setenv("FSDP_TRANSFORMER_CLS_TO_WRAP", "LlamaDecoderLayer")
+    with pytest.raises(ValueError, match=r"looked for \['LlamaDecoderLayer'\].*set fsdp_transformer_layer_cls_to_wrap"):
+        decoder_layers(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+
+
+def test_fsdp_refuses_a_4bit_base(tiny_data, tmp_path):
+    from somelvlm.train.instruct import InstructConfig, fsdp_quantize
+
+    config = InstructConfig(**{**instruct_config(tiny_data, tmp_path, tmp_path, 2, 1), "quantize": "nf4"})
+    with pytest.raises(ValueError, match="quantize: nf4 .* not sharded by FSDP"):
+        fsdp_quantize(config, print)
+
+
 ACCELERATE_CONFIGS = sorted(ACCELERATE_DIR.glob("*.yaml"))
 
 

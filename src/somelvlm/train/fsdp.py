@@ -85,13 +85,17 @@ def shard_options(device: str, world: int) -> dict[str, Any]:
 def shard_model(model, device: str, world: int) -> int:
     """Shard ``model`` in place (FSDP2): rank 0's trainable weights broadcast first (as DDP does; the
     frozen base is read from the same files on every rank), activation checkpointing when asked,
-    one unit per decoder layer, then the root. Returns the number of units."""
+    one unit per decoder layer, then the root. ``model`` may still be on the CPU: each unit's
+    weights move to ``device`` as it is sharded, so a GPU never holds more than one whole layer.
+    Returns the number of units."""
     import torch.distributed as dist
     from torch.distributed.fsdp import fully_shard
 
     for p in model.parameters():
-        if p.requires_grad:
-            dist.broadcast(p.data, src=0)
+        if p.requires_grad:  # through the device: NCCL broadcasts CUDA tensors only
+            rank0 = p.data.to(device)
+            dist.broadcast(rank0, src=0)
+            p.data.copy_(rank0)
     if env_flag("FSDP_ACTIVATION_CHECKPOINTING", False):
         enable_activation_checkpointing(model)
     options = shard_options(device, world)

@@ -132,6 +132,20 @@ def load_quantized_lm(base: str):
     return prepare_model_for_kbit_training(lm), tokenizer
 
 
+def fsdp_quantize(config: InstructConfig, log: Callable[[str], None]) -> InstructConfig:
+    """Under FSDP the base is sharded unquantized: ``quantize: auto`` becomes ``none``; ``nf4`` (a 4-bit
+    base, about 4 GB for 7B: it fits each GPU whole, so DDP is the engine for it) is refused."""
+    from dataclasses import replace
+
+    if config.stage == 1 and config.quantize == "nf4":
+        raise ValueError("quantize: nf4 (QLoRA) is not sharded by FSDP here: a 4-bit 7B base fits one GPU, so train "
+                         "it with DDP (configs/accelerate/ddp-lora-7b.yaml), or set quantize: none to shard the base")
+    if config.stage == 1 and config.quantize == "auto" and torch.cuda.is_available():
+        log("FSDP: the base is sharded unquantized (quantize: auto -> none)")
+        return replace(config, quantize="none")
+    return config
+
+
 def saved_by_save_lvlm(name: str) -> bool:
     """The LVLM tensors a model folder holds: LoRA weights (trained or, in stage 2, frozen) and the connector."""
     return name.startswith("connector.") or ".lora_" in name
@@ -155,9 +169,12 @@ def train(config: InstructConfig, log: Callable[[str], None] = print) -> Path:
         if dist.is_main:
             (out / "config.json").write_text(json.dumps(asdict(config), indent=1) + "\n", encoding="utf-8")
         records = load_records(config)
+        if dist.fsdp:
+            config = fsdp_quantize(config, log)
         model, tokenizer, base = build_model(config)
         device = dist.device
-        model.to(device)
+        if not dist.fsdp:  # FSDP moves the model to the device layer by layer as it shards it
+            model.to(device)
         items = [tokenize_record(tokenizer, r, model.num_image_tokens, config) for r in records]
         if config.stage == 2:
             feats = image_features([Path(config.data_root) / r["image"] for r in records])
