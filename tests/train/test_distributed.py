@@ -222,6 +222,20 @@ def test_instruct_under_fsdp_on_two_processes_equals_one_and_resumes(tiny_data, 
 
 
 @pytest.mark.slow
+def test_fsdp_gradient_accumulation_equals_one_process(tiny_data, lvlm_one_process, tmp_path):
+    """FSDP's accumulation path (no gradient sync until a step's last micro-batch): 2 processes x
+    batch 1 x grad_accum 2 against 1 process x batch 2 x grad_accum 2, 3 steps."""
+    from somelvlm.train.instruct import InstructConfig, train
+
+    lm, one = lvlm_one_process[0], tmp_path / "one"
+    train(InstructConfig(**instruct_config(tiny_data, lm, one, 2, 3, grad_accum=2)), log=lambda _: None)
+    launch("torchrun", "instruct", instruct_config(tiny_data, lm, tmp_path / "two", 1, 3, grad_accum=2),
+           env_extra={"SOMELVLM_SHARDING": "fsdp"})
+    assert losses(tmp_path / "two" / "train_log.jsonl", "lm") == pytest.approx(losses(one / "train_log.jsonl", "lm"),
+                                                                                rel=RTOL)
+
+
+@pytest.mark.slow
 def test_instruct_on_a_hf_vlm_on_two_processes_equals_one(tiny_data, tmp_path):
     """The Hugging Face VLM recipe (tiny LLaVA, text and image records) on 2 processes x batch 2."""
     from safetensors.torch import load_file
