@@ -1,8 +1,8 @@
 """Training on several processes: the ``Dist`` arithmetic in one process, then real 2-process runs
-(torchrun, and accelerate's launcher) of the instruct recipe (our LVLM and a Hugging Face LLaVA)
-and the heads recipe on tiny models, each compared with one process on the same global batch:
-the same loss curve, the same weights, checkpoints written by rank 0 only, a resumed launch
-continuing from the checkpoint."""
+(torchrun, and accelerate's launcher) of the instruct recipe (our LVLM under DDP and under FSDP, and
+a Hugging Face LLaVA) and the heads recipe on tiny models, each compared with one process on the
+same global batch: the same loss curve, the same weights, checkpoints written by rank 0 only, a
+resumed launch continuing from the checkpoint."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ pytest.importorskip("peft")
 from gen_helpers import make_tiny_lm, write_tiny_somedata  # noqa: E402
 
 import somelvlm  # noqa: E402
-from somelvlm.train.distributed import Dist, init_from_env  # noqa: E402
+from somelvlm.train.distributed import Dist, init_from_env, resolve_sharding  # noqa: E402
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 ACCELERATE_DIR = Path(__file__).resolve().parents[2] / "configs" / "accelerate"
@@ -80,9 +80,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(launcher: str, recipe: str, config: dict, nproc: int = 2) -> str:
-    """Run ``ddp_worker.py`` on ``nproc`` processes through ``torchrun`` or ``accelerate``; its output."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+def launch(launcher: str, recipe: str, config: dict, nproc: int = 2, env_extra: dict | None = None,
+           accelerate_config: str = "ddp-lora-7b.yaml", accelerate_args: tuple[str, ...] = ()) -> str:
+    """Run ``ddp_worker.py`` on ``nproc`` processes through ``torchrun`` or ``accelerate`` (with one of
+    the shipped configs, ``accelerate_args`` overriding its knobs); its output."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", **(env_extra or {}),
            "PYTHONPATH": os.pathsep.join([str(Path(somelvlm.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
     for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
@@ -90,9 +92,9 @@ def launch(launcher: str, recipe: str, config: dict, nproc: int = 2) -> str:
     if launcher == "torchrun":
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
                "--master_addr", "127.0.0.1", "--master_port", str(free_port()), *args]
-    else:  # accelerate with the shipped DDP config; on a machine without CUDA our init picks gloo
-        cmd = [accelerate_bin(), "launch", "--config_file", str(ACCELERATE_DIR / "ddp-lora-7b.yaml"),
-               "--num_processes", str(nproc), "--main_process_port", str(free_port()), *args]
+    else:  # accelerate with a shipped config; on a machine without CUDA our init picks gloo
+        cmd = [accelerate_bin(), "launch", "--config_file", str(ACCELERATE_DIR / accelerate_config),
+               "--num_processes", str(nproc), "--main_process_port", str(free_port()), *accelerate_args, *args]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
@@ -143,19 +145,27 @@ def instruct_config(data: Path, base: Path, out: Path, batch_size: int, max_step
             "log_every": 1, "num_threads": 1, "quantize": "none", **extra}
 
 
+@pytest.fixture(scope="module")
+def lvlm_one_process(tiny_data, tmp_path_factory) -> tuple[Path, Path]:
+    """(tiny LM, run folder) of our LVLM's stage 1 on one process x batch 4: 2 steps, then resumed to 4."""
+    from somelvlm.train.instruct import InstructConfig, train
+
+    root = tmp_path_factory.mktemp("lvlm")
+    lm, one = make_tiny_lm(root / "lm"), root / "one"
+    for steps in (2, 4):
+        train(InstructConfig(**instruct_config(tiny_data, lm, one, 4, steps)), log=lambda _: None)
+    return lm, one
+
+
 @pytest.mark.slow
-def test_instruct_on_two_processes_equals_one_and_resumes(tiny_data, tmp_path):
+def test_instruct_on_two_processes_equals_one_and_resumes(tiny_data, lvlm_one_process, tmp_path):
     """Our LVLM, stage 1: 1 process x batch 4 against 2 processes x batch 2, 2 steps then a resumed
     launch to 4 (torchrun, then ``accelerate launch --config_file configs/accelerate/ddp-lora-7b.yaml``
     when accelerate is installed)."""
     from safetensors.torch import load_file
 
-    from somelvlm.train.instruct import InstructConfig, train
-
-    lm = make_tiny_lm(tmp_path / "lm")
-    one, two = tmp_path / "one", tmp_path / "two"
-    for steps in (2, 4):
-        train(InstructConfig(**instruct_config(tiny_data, lm, one, 4, steps)), log=lambda _: None)
+    lm, one = lvlm_one_process
+    two = tmp_path / "two"
     first = launch("torchrun", "instruct", instruct_config(tiny_data, lm, two, 2, 2))
     assert "2 processes (cpu): global batch 4 per step" in first
     second = launch("accelerate" if accelerate_bin() else "torchrun", "instruct",
@@ -171,6 +181,58 @@ def test_instruct_on_two_processes_equals_one_and_resumes(tiny_data, tmp_path):
     assert sorted(p.name for p in (two / "checkpoints").iterdir()) == ["step-000002", "step-000004"]
     meta = json.loads((two / "model" / "config.json").read_text())
     assert meta["training"]["stage1"]["world"] == 2 and meta["training"]["stage1"]["records"] == 18
+
+
+@pytest.mark.slow
+def test_instruct_under_fsdp_on_two_processes_equals_one_and_resumes(tiny_data, lvlm_one_process, tmp_path):
+    """Our LVLM, stage 1, sharded with FSDP2 (one unit per decoder layer + the root, gloo): 2 processes
+    x batch 2 by torchrun with ``SOMELVLM_SHARDING=fsdp`` to step 2, then a resumed launch to 4 by
+    ``accelerate launch --config_file configs/accelerate/fsdp-lora-7b.yaml`` (its activation
+    checkpointing on; fp32 instead of its bf16, to compare) when accelerate is installed. The loss
+    curve, the step-4 checkpoint (weights and AdamW state) and the saved adapter match one process."""
+    from safetensors.torch import load_file
+
+    lm, one = lvlm_one_process
+    two = tmp_path / "two"
+    first = launch("torchrun", "instruct", instruct_config(tiny_data, lm, two, 2, 2), env_extra={"SOMELVLM_SHARDING": "fsdp"})
+    assert "2 processes (cpu, FSDP over 3 units): global batch 4 per step" in first   # 2 decoder layers + root
+    if accelerate_bin():
+        second = launch("accelerate", "instruct", instruct_config(tiny_data, lm, two, 2, 4),
+                        accelerate_config="fsdp-lora-7b.yaml", accelerate_args=("--mixed_precision", "no"))
+    else:
+        second = launch("torchrun", "instruct", instruct_config(tiny_data, lm, two, 2, 4),
+                        env_extra={"SOMELVLM_SHARDING": "fsdp"})
+    assert "FSDP over 3 units" in second and second.count("resumed from") == 1 and "at step 2" in second
+
+    assert [json.loads(x)["step"] for x in (two / "train_log.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+    assert losses(two / "train_log.jsonl", "lm") == pytest.approx(losses(one / "train_log.jsonl", "lm"), rel=RTOL)
+    step4 = Path("checkpoints") / "step-000004"
+    assert_same_weights(load_file(str(one / step4 / "trainable.safetensors")),
+                        load_file(str(two / step4 / "trainable.safetensors")))
+    opt_one, opt_two = (torch.load(run / step4 / "optimizer.pt", weights_only=True) for run in (one, two))
+    assert opt_two["param_groups"][0]["params"] == opt_one["param_groups"][0]["params"]  # one layout for all engines
+    for i, state in opt_one["state"].items():
+        torch.testing.assert_close(opt_two["state"][i]["exp_avg"], state["exp_avg"], rtol=1e-3, atol=1e-5)
+        assert float(opt_two["state"][i]["step"]) == float(state["step"]) == 4
+    assert writers(two) == {"0"}
+    assert sorted(p.name for p in (two / "checkpoints").iterdir()) == ["step-000002", "step-000004"]
+    adapter = Path("model") / "adapter" / "adapter_model.safetensors"
+    assert_same_weights(load_file(str(one / adapter)), load_file(str(two / adapter)))
+    assert json.loads((two / "model" / "config.json").read_text())["training"]["stage1"]["world"] == 2
+
+
+@pytest.mark.slow
+def test_fsdp_gradient_accumulation_equals_one_process(tiny_data, lvlm_one_process, tmp_path):
+    """FSDP's accumulation path (no gradient sync until a step's last micro-batch): 2 processes x
+    batch 1 x grad_accum 2 against 1 process x batch 2 x grad_accum 2, 3 steps."""
+    from somelvlm.train.instruct import InstructConfig, train
+
+    lm, one = lvlm_one_process[0], tmp_path / "one"
+    train(InstructConfig(**instruct_config(tiny_data, lm, one, 2, 3, grad_accum=2)), log=lambda _: None)
+    launch("torchrun", "instruct", instruct_config(tiny_data, lm, tmp_path / "two", 1, 3, grad_accum=2),
+           env_extra={"SOMELVLM_SHARDING": "fsdp"})
+    assert losses(tmp_path / "two" / "train_log.jsonl", "lm") == pytest.approx(losses(one / "train_log.jsonl", "lm"),
+                                                                                rel=RTOL)
 
 
 @pytest.mark.slow
@@ -228,11 +290,42 @@ def test_heads_on_two_processes_equal_one(data_root, tmp_path, tiny_encoder):
         json.loads((one / "history.json").read_text())["history"][0]["val_mean"], rel=1e-3)
 
 
-@pytest.mark.parametrize("name", ["ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"])
-def test_a_sharding_engine_the_loop_does_not_drive_is_refused(monkeypatch, name):
-    monkeypatch.setenv(name, "true")
-    with pytest.raises(RuntimeError, match="DDP only"):
+def test_deepspeed_which_the_loop_does_not_drive_is_refused(monkeypatch):
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    with pytest.raises(RuntimeError, match="runs DDP or FSDP, not DeepSpeed"):
         init_from_env()
+
+
+def test_the_engine_comes_from_the_config_the_variable_or_accelerate(monkeypatch):
+    for name in ("SOMELVLM_SHARDING", "ACCELERATE_USE_FSDP", "WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert resolve_sharding() == "ddp" and resolve_sharding("fsdp") == "fsdp"
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")               # accelerate's FSDP config maps to ours
+    assert resolve_sharding() == "fsdp" and init_from_env().world == 1  # one process: nothing to shard
+    with pytest.raises(ValueError, match="this recipe runs ddp only, but ACCELERATE_USE_FSDP"):
+        resolve_sharding(supported=("ddp",))                         # heads, the HF VLM recipe
+    with pytest.raises(ValueError, match="two engines"):
+        resolve_sharding("ddp")
+    monkeypatch.delenv("ACCELERATE_USE_FSDP")
+    monkeypatch.setenv("SOMELVLM_SHARDING", "zero3")
+    with pytest.raises(ValueError, match="SOMELVLM_SHARDING='zero3' is not an engine: choose one of ddp, fsdp"):
+        resolve_sharding()
+
+
+def test_fsdp_names_the_layer_class_it_could_not_find(monkeypatch):
+    from somelvlm.train.fsdp import decoder_layers
+
+    monkeypatch.setenv("FSDP_TRANSFORMER_CLS_TO_WRAP", "LlamaDecoderLayer")
+    with pytest.raises(ValueError, match=r"looked for \['LlamaDecoderLayer'\].*set fsdp_transformer_layer_cls_to_wrap"):
+        decoder_layers(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+
+
+def test_fsdp_refuses_a_4bit_base(tiny_data, tmp_path):
+    from somelvlm.train.instruct import InstructConfig, fsdp_quantize
+
+    config = InstructConfig(**{**instruct_config(tiny_data, tmp_path, tmp_path, 2, 1), "quantize": "nf4"})
+    with pytest.raises(ValueError, match="quantize: nf4 .* not sharded by FSDP"):
+        fsdp_quantize(config, print)
 
 
 ACCELERATE_CONFIGS = sorted(ACCELERATE_DIR.glob("*.yaml"))

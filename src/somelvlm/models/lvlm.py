@@ -349,8 +349,10 @@ def _left_pad(encoded: list[EncodedPrompt], pad_id: int):
     return ids, mask, image_mask
 
 
-def save_lvlm(folder: Path, model: LVLM, tokenizer, meta: dict) -> Path:
-    """Write ``config.json``, the LoRA adapter and the connector into ``folder`` (atomically)."""
+def save_lvlm(folder: Path, model: LVLM, tokenizer, meta: dict, weights: dict | None = None) -> Path:
+    """Write ``config.json``, the LoRA adapter and the connector into ``folder`` (atomically).
+    ``weights``: whole tensors by the model's names (``lm.`` LoRA, ``connector.``) to write instead of
+    the model's own (a sharded model's, gathered by ``Dist.gather``)."""
     from safetensors.torch import save_file
 
     from somelvlm.atomic import atomic_dir
@@ -360,11 +362,13 @@ def save_lvlm(folder: Path, model: LVLM, tokenizer, meta: dict) -> Path:
               "connector": model.connector.config.to_dict() if model.connector is not None else None}
     with atomic_dir(folder) as tmp:
         if hasattr(model.lm, "peft_config"):
-            model.lm.save_pretrained(tmp / "adapter", safe_serialization=True)
+            lm_state = None if weights is None else {n[3:]: t for n, t in weights.items() if n.startswith("lm.")}
+            model.lm.save_pretrained(tmp / "adapter", safe_serialization=True, state_dict=lm_state)
             config["adapter"] = "adapter"
             _name_hub_base(tmp / "adapter" / "adapter_config.json", (meta.get("base") or {}).get("name"))
         if model.connector is not None:
-            state = {k: v.detach().contiguous() for k, v in model.connector.state_dict().items()}
+            state = {k: v.detach().contiguous() for k, v in model.connector.state_dict().items()} if weights is None \
+                else {n.removeprefix("connector."): t for n, t in weights.items() if n.startswith("connector.")}
             save_file(state, str(tmp / "connector.safetensors"))
         (tmp / "config.json").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
     return folder

@@ -16,6 +16,14 @@ one process on the whole batch:
     loss_r * (w_r * world / W),   W = sum_r w_r   (w_r: the denominator of rank r's mean)
     => (1 / world) * sum_r grad(loss_r * w_r * world / W) = grad(sum_r loss_r * w_r / W)
 
+Two engines hold the model (``sharding``): ``ddp`` (default) keeps a whole copy per rank and
+all-reduces gradients; ``fsdp`` shards every weight over the ranks with FSDP2 (``train/fsdp.py``),
+chosen by ``SOMELVLM_SHARDING=fsdp``, by ``accelerate launch --config_file
+configs/accelerate/fsdp-lora-7b.yaml`` (``ACCELERATE_USE_FSDP=true``) or by a recipe's ``sharding``
+field. Both average gradients over the ranks, so the batch rule above holds for both; under FSDP
+``trainable_state`` / ``load_state`` gather and scatter checkpoints (collectives: every rank calls).
+DeepSpeed launches are refused with one line.
+
 Without ``WORLD_SIZE`` (or with 1) nothing changes: no process group, the model unwrapped, the
 loss unscaled, every file written as before.
 """
@@ -40,13 +48,22 @@ class Dist:
     device: str = "cpu"
     owns_group: bool = False
     """True when ``init_from_env`` created the process group (``close`` then destroys it)."""
+    sharding: str = "ddp"
+    """How ``wrap`` holds the model on several ranks: ``ddp`` (a whole copy each) or ``fsdp`` (sharded)."""
+    units: int = 0
+    """FSDP units ``wrap`` made (decoder layers + the root); 0 under DDP."""
     wrapped: Any = field(default=None, repr=False)
-    """The DDP-wrapped model from ``wrap`` (for ``no_sync``)."""
+    """The DDP-wrapped or FSDP-sharded model from ``wrap`` (for ``no_sync`` and the state helpers)."""
 
     @property
     def enabled(self) -> bool:
         """True when more than one process trains."""
         return self.world > 1
+
+    @property
+    def fsdp(self) -> bool:
+        """True when several processes train a sharded model."""
+        return self.enabled and self.sharding == "fsdp"
 
     @property
     def is_main(self) -> bool:
@@ -57,8 +74,16 @@ class Dist:
     def wrap(self, model, find_unused: bool = False):
         """``model`` in ``DistributedDataParallel`` (gradients all-reduced and averaged over ranks in
         ``backward``); the model itself in a single process. ``find_unused``: some trainable
-        weights get no gradient in a step (the heads recipe: one task's head per batch)."""
+        weights get no gradient in a step (the heads recipe: one task's head per batch). Under FSDP
+        the model itself, sharded in place (one unit per decoder layer): call it before building the
+        optimizer, whose parameters are then the shards."""
         if not self.enabled:
+            return model
+        if self.fsdp:
+            from somelvlm.train.fsdp import shard_model
+
+            self.units = shard_model(model, self.device, self.world)
+            self.wrapped = model
             return model
         from torch.nn.parallel import DistributedDataParallel
 
@@ -71,7 +96,41 @@ class Dist:
         until the ``last`` micro-batch of the step, whose backward all-reduces them once."""
         if self.wrapped is None or last:
             return contextlib.nullcontext()
+        if self.fsdp:
+            return _fsdp_no_sync(self.wrapped)
         return self.wrapped.no_sync()
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+    def trainable_state(self, trainable: dict, optimizer) -> tuple[dict, Any]:
+        """What rank 0 writes into a step checkpoint: the trainable weights by name and the optimizer
+        (or its state). Under FSDP both are gathered whole to rank 0's CPU (every rank must call)."""
+        if not self.fsdp:
+            return trainable, optimizer
+        from somelvlm.train.fsdp import optimizer_state, trainable_state
+
+        return trainable_state(self.wrapped, trainable), optimizer_state(self.wrapped, optimizer)
+
+    def load_state(self, trainable: dict, optimizer, weights: dict, saved: dict) -> None:
+        """A step checkpoint's whole ``weights`` and optimizer state ``saved`` (read by every rank)
+        into this rank's ``trainable`` weights and ``optimizer``; scattered into shards under FSDP."""
+        if self.fsdp:
+            from somelvlm.train.fsdp import load_optimizer, load_trainable
+
+            load_trainable(self.wrapped, {n: weights[n] for n in trainable})
+            load_optimizer(self.wrapped, optimizer, trainable, saved)
+            return
+        for n, p in trainable.items():
+            p.data.copy_(weights[n])
+        optimizer.load_state_dict(saved)
+
+    def gather(self, model, keep: Callable[[str], bool]) -> dict | None:
+        """Under FSDP: whole copies of ``model``'s tensors whose name passes ``keep``, on rank 0, for the
+        model folder (every rank must call). None otherwise: the model's own tensors are whole."""
+        if not self.fsdp:
+            return None
+        from somelvlm.train.fsdp import gather_params
+
+        return gather_params(model, keep)
 
     # -- the data ------------------------------------------------------------------------------------
     def shard(self, batch: Sequence) -> tuple[list, bool]:
@@ -149,19 +208,59 @@ def env_int(name: str, default: int) -> int:
         raise ValueError(f"environment variable {name}={raw!r} is not an integer (set by torchrun / accelerate)") from None
 
 
-ENGINES_NOT_IN_THE_LOOP = {"ACCELERATE_USE_FSDP": "FSDP", "ACCELERATE_USE_DEEPSPEED": "DeepSpeed"}
+@contextlib.contextmanager
+def _fsdp_no_sync(model):
+    """FSDP2's gradient accumulation: no reduce-scatter in these backwards."""
+    model.set_requires_gradient_sync(False)
+    try:
+        yield
+    finally:
+        model.set_requires_gradient_sync(True)
+
+
+SHARDINGS = ("ddp", "fsdp")
+"""The engines ``Dist.wrap`` drives."""
+SHARDING_ENV = "SOMELVLM_SHARDING"
+ENGINES_NOT_IN_THE_LOOP = {"ACCELERATE_USE_DEEPSPEED": "DeepSpeed"}
 """Variables ``accelerate launch --config_file`` sets for sharding engines our hand-written loop does not drive."""
 
 
+def env_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true")
+
+
 def check_engine() -> None:
-    """Refuse a launch that asked for FSDP or DeepSpeed: the recipes' loop shards data with DDP and
-    would silently keep a full copy of the model on every device instead."""
+    """Refuse a launch that asked for DeepSpeed: the recipes' loop would silently keep a full copy of
+    the model on every device instead."""
     for name, engine in ENGINES_NOT_IN_THE_LOOP.items():
-        if os.environ.get(name, "").lower() in ("1", "true"):
+        if env_true(name):
             raise RuntimeError(
                 f"accelerate launched this run with {engine} ({name}=true), but somelvlm's training loop runs "
-                f"DDP only (a full model copy per process): launch with configs/accelerate/ddp-lora-7b.yaml or "
-                f"torchrun; see docs/distributed-training.md for the {engine} status")
+                f"DDP or FSDP, not {engine}: launch with configs/accelerate/ddp-lora-7b.yaml or fsdp-lora-7b.yaml "
+                f"(or torchrun); see docs/distributed-training.md for the {engine} status")
+
+
+def resolve_sharding(requested: str | None = None, supported: tuple[str, ...] = SHARDINGS) -> str:
+    """The engine for this run: ``requested`` (a recipe's ``sharding`` field), else ``SOMELVLM_SHARDING``,
+    else ``fsdp`` when accelerate set ``ACCELERATE_USE_FSDP=true``, else ``ddp``. Disagreeing sources,
+    an unknown name or an engine the recipe does not run (``supported``) fail in one line."""
+    asked = {}
+    if requested:
+        asked["the config's sharding"] = requested.strip().lower()
+    if os.environ.get(SHARDING_ENV, "").strip():
+        asked[SHARDING_ENV] = os.environ[SHARDING_ENV].strip().lower()
+    if env_true("ACCELERATE_USE_FSDP"):
+        asked["ACCELERATE_USE_FSDP=true (accelerate's FSDP config)"] = "fsdp"
+    for where, name in asked.items():
+        if name not in SHARDINGS:
+            raise ValueError(f"{where}={name!r} is not an engine: choose one of {', '.join(SHARDINGS)}")
+    if len(set(asked.values())) > 1:
+        raise ValueError("the run asks for two engines: " + ", ".join(f"{w} -> {n}" for w, n in asked.items()))
+    choice = next(iter(asked.values()), "ddp")
+    if choice not in supported:
+        raise ValueError(f"this recipe runs {' or '.join(supported)} only, but {next(iter(asked))} asks for "
+                         f"{choice}: launch it with configs/accelerate/ddp-lora-7b.yaml or without {SHARDING_ENV}")
+    return choice
 
 
 def local_rank() -> int:
@@ -170,14 +269,16 @@ def local_rank() -> int:
     return env_int("LOCAL_RANK", 0)
 
 
-def init_from_env(timeout_minutes: int = 30) -> Dist:
+def init_from_env(timeout_minutes: int = 30, sharding: str | None = None,
+                  supported: tuple[str, ...] = SHARDINGS) -> Dist:
     """A ``Dist`` from the launcher's variables, joining the process group when ``WORLD_SIZE > 1``
     (NCCL when CUDA is available, else gloo; ``env://`` rendezvous through ``MASTER_ADDR`` /
     ``MASTER_PORT``). Single process: rank 0 of 1 on ``cuda`` when available, else ``cpu``, as
-    the recipes always ran."""
+    the recipes always ran. ``sharding`` / ``supported``: see ``resolve_sharding``."""
     import torch
 
     check_engine()
+    engine = resolve_sharding(sharding, supported)
     world = env_int("WORLD_SIZE", 1)
     if world <= 1:
         return Dist(device="cuda" if torch.cuda.is_available() else "cpu")
@@ -198,13 +299,14 @@ def init_from_env(timeout_minutes: int = 30) -> Dist:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(minutes=timeout_minutes))
         owns = True
-    return Dist(rank=rank, world=world, local_rank=local, device=f"cuda:{local}" if cuda else "cpu", owns_group=owns)
+    return Dist(rank=rank, world=world, local_rank=local, device=f"cuda:{local}" if cuda else "cpu", owns_group=owns,
+                sharding=engine)
 
 
 @contextlib.contextmanager
-def distributed_run():
+def distributed_run(sharding: str | None = None, supported: tuple[str, ...] = SHARDINGS):
     """``init_from_env`` for the length of a recipe's ``train``; leaves the group it joined at the end."""
-    d = init_from_env()
+    d = init_from_env(sharding=sharding, supported=supported)
     try:
         yield d
     finally:

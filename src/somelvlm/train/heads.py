@@ -91,7 +91,7 @@ def train(config: HeadsConfig, log=print) -> dict:
     accelerate every rank trains its shard of each batch and rank 0 writes."""
     from somelvlm.train.distributed import distributed_run
 
-    with distributed_run() as dist:
+    with distributed_run(supported=("ddp",)) as dist:  # a small encoder: nothing worth sharding
         state = _train(config, dist.main_only(log), dist)
         dist.barrier()  # the model folder is written before any rank returns
         return state

@@ -13,8 +13,9 @@ under ``OUT/checkpoints``; a rerun resumes from the newest. Loss per step goes t
 ``OUT/train_log.jsonl``; the finished model to ``OUT/model``.
 
 On several processes (``torchrun --nproc_per_node N -m somelvlm.cli train instruct ...`` or
-``accelerate launch``) the model trains under DDP: ``batch_size`` per process, each rank its slice
-of every global batch, rank 0 writing checkpoints and the model (``train/distributed.py``).
+``accelerate launch``) the model trains under DDP, or sharded with FSDP2 (``SOMELVLM_SHARDING=fsdp``,
+``configs/accelerate/fsdp-lora-7b.yaml`` or ``sharding: fsdp``): ``batch_size`` per process, each rank
+its slice of every global batch, rank 0 writing checkpoints and the model (``train/distributed.py``).
 
 When ``base`` is a pretrained Hugging Face VLM (LLaVA, Qwen2-VL, InstructBLIP: a local folder or a
 cached hub id whose config has a vision part), the same recipe runs on it: see ``instruct_vlm``.
@@ -131,6 +132,25 @@ def load_quantized_lm(base: str):
     return prepare_model_for_kbit_training(lm), tokenizer
 
 
+def fsdp_quantize(config: InstructConfig, log: Callable[[str], None]) -> InstructConfig:
+    """Under FSDP the base is sharded unquantized: ``quantize: auto`` becomes ``none``; ``nf4`` (a 4-bit
+    base, about 4 GB for 7B: it fits each GPU whole, so DDP is the engine for it) is refused."""
+    from dataclasses import replace
+
+    if config.stage == 1 and config.quantize == "nf4":
+        raise ValueError("quantize: nf4 (QLoRA) is not sharded by FSDP here: a 4-bit 7B base fits one GPU, so train "
+                         "it with DDP (configs/accelerate/ddp-lora-7b.yaml), or set quantize: none to shard the base")
+    if config.stage == 1 and config.quantize == "auto" and torch.cuda.is_available():
+        log("FSDP: the base is sharded unquantized (quantize: auto -> none)")
+        return replace(config, quantize="none")
+    return config
+
+
+def saved_by_save_lvlm(name: str) -> bool:
+    """The LVLM tensors a model folder holds: LoRA weights (trained or, in stage 2, frozen) and the connector."""
+    return name.startswith("connector.") or ".lora_" in name
+
+
 def train(config: InstructConfig, log: Callable[[str], None] = print) -> Path:
     """Run one stage to the end (resuming from the newest checkpoint); returns the model folder.
     Under torchrun / accelerate every rank trains its shard; rank 0 writes (``train/distributed.py``)."""
@@ -140,7 +160,7 @@ def train(config: InstructConfig, log: Callable[[str], None] = print) -> Path:
 
     if is_hf_vlm(config.base if config.stage == 1 else config.init):
         return train_vlm(config, log)
-    with distributed_run() as dist:
+    with distributed_run(config.sharding) as dist:
         log = dist.main_only(log)
         torch.set_num_threads(config.num_threads)
         torch.manual_seed(config.seed)
@@ -149,9 +169,12 @@ def train(config: InstructConfig, log: Callable[[str], None] = print) -> Path:
         if dist.is_main:
             (out / "config.json").write_text(json.dumps(asdict(config), indent=1) + "\n", encoding="utf-8")
         records = load_records(config)
+        if dist.fsdp:
+            config = fsdp_quantize(config, log)
         model, tokenizer, base = build_model(config)
         device = dist.device
-        model.to(device)
+        if not dist.fsdp:  # FSDP moves the model to the device layer by layer as it shards it
+            model.to(device)
         items = [tokenize_record(tokenizer, r, model.num_image_tokens, config) for r in records]
         if config.stage == 2:
             feats = image_features([Path(config.data_root) / r["image"] for r in records])
@@ -159,14 +182,14 @@ def train(config: InstructConfig, log: Callable[[str], None] = print) -> Path:
                 it["feats"] = f
         cut = sum(bool(it["truncated"]) for it in items)
         log(f"stage {config.stage}: {len(items)} records ({cut} prompts truncated to fit {config.max_len} tokens)")
+        forward = dist.wrap(model)  # before the optimizer: under FSDP its parameters are the shards
         trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
         log_setup(log, config, trainable, dist)
         optimizer, schedule, per_epoch, total, step = optimizer_and_resume(config, out, trainable, len(items), log,
-                                                                           world=dist.world)
+                                                                           dist=dist)
         model.train()
         if config.stage == 2:
             model.lm.eval()  # the frozen LM runs as at inference (no LoRA dropout); only the connector trains
-        forward = dist.wrap(model)
 
         def batch_loss(indices: list[int]) -> torch.Tensor:
             batch = {k: v.to(device) for k, v in collate([items[i] for i in indices], tokenizer.pad_token_id).items()}
@@ -174,6 +197,7 @@ def train(config: InstructConfig, log: Callable[[str], None] = print) -> Path:
 
         run_steps(config, out, items, trainable, optimizer, schedule, per_epoch, total, step, batch_loss, dist)
         folder = out / "model"
+        weights = dist.gather(model, saved_by_save_lvlm)  # FSDP: the adapter and connector whole on rank 0
         if dist.is_main:
             meta = {"name": config.name, "base": base, "max_prompt_tokens": config.max_prompt_tokens,
                     "training": training_record(config, records, out)}
@@ -186,7 +210,8 @@ def train(config: InstructConfig, log: Callable[[str], None] = print) -> Path:
                                     "stage2": meta["training"]}
             else:
                 meta["training"] = {"stage1": meta["training"]}
-            model.to("cpu")
-            save_lvlm(folder, model, tokenizer, meta)
+            if weights is None:
+                model.to("cpu")
+            save_lvlm(folder, model, tokenizer, meta, weights)
         dist.barrier()  # the model folder is written before any rank returns it
         return folder

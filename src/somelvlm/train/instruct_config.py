@@ -80,6 +80,9 @@ class InstructConfig:
     """Saved into the model: prompts at generation time are cut to this many tokens."""
     stage1_images: bool = True
     """VLM base only: stage 1 also trains on records with an image (text-only ones always): ``stage1_images``."""
+    sharding: str | None = None
+    """Several processes, our LVLM only: ``ddp`` (a whole model per process) or ``fsdp`` (the model sharded
+    per decoder layer, FSDP2); None: ``$SOMELVLM_SHARDING``, else fsdp under accelerate's FSDP config, else ddp."""
 
     def __post_init__(self) -> None:
         if self.stage not in (1, 2):
@@ -92,6 +95,8 @@ class InstructConfig:
             raise ValueError(f"max_answer_tokens {self.max_answer_tokens} leaves no room in max_len {self.max_len}")
         if self.batch_size < 1 or self.grad_accum < 1:
             raise ValueError("batch_size and grad_accum must be at least 1")
+        if self.sharding is not None and self.sharding not in ("ddp", "fsdp"):
+            raise ValueError(f"sharding must be ddp, fsdp or unset, got {self.sharding!r}")
         ConnectorConfig(kind=self.connector, pool=self.image_pool, num_queries=self.num_queries)
 
     @classmethod

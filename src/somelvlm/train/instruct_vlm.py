@@ -198,7 +198,7 @@ def train_vlm(config: InstructConfig, log: Callable[[str], None] = print) -> Pat
     the model folder. Under torchrun / accelerate every rank trains its shard; rank 0 writes."""
     from somelvlm.train.distributed import distributed_run
 
-    with distributed_run() as dist:
+    with distributed_run(config.sharding, supported=("ddp",)) as dist:  # FSDP: our LVLM only, for now
         folder = _train_vlm(config, dist.main_only(log), dist)
         dist.barrier()  # the model folder is written before any rank returns it
         return folder

@@ -15,7 +15,9 @@ checkpoints and resume, the epoch kept by validation, and the instruct recipes' 
 Under torchrun / accelerate both take a ``Dist`` (``train/distributed.py``): a global batch is
 ``batch_size * world`` items in one seeded order, each rank trains on its slice, the loss is
 scaled so DDP's gradient average equals one process on the whole batch, and rank 0 alone writes
-the log and the checkpoints, which every rank resumes from.
+the log and the checkpoints, which every rank resumes from. Under FSDP (``Dist.sharding``) the
+weights and optimizer state are gathered to rank 0 for each checkpoint and scattered back on
+resume; the files are the same as one process writes.
 
 torch is imported inside the functions, so recipe configs load without it.
 """
@@ -68,14 +70,15 @@ def warmup_linear(optimizer, warmup: int, total: int, decay: str = "run"):
 # -- checkpoints -------------------------------------------------------------------------------------
 def save_step_checkpoint(root: Path, step: int, trainable: dict, optimizer, schedule, keep: int = 2) -> Path:
     """``root/step-NNNNNN`` holding ``trainable.safetensors``, ``optimizer.pt`` and
-    ``schedule.json`` (step + schedule state), written atomically; only the ``keep`` newest stay."""
+    ``schedule.json`` (step + schedule state), written atomically; only the ``keep`` newest stay.
+    ``optimizer``: the optimizer, or its ``state_dict()`` (gathered by ``Dist.trainable_state``)."""
     import torch
     from safetensors.torch import save_file
 
     final = Path(root) / f"step-{step:06d}"
     with atomic_dir(final) as tmp:
         save_file({n: p.detach().cpu().contiguous() for n, p in trainable.items()}, str(tmp / "trainable.safetensors"))
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(optimizer if isinstance(optimizer, dict) else optimizer.state_dict(), tmp / "optimizer.pt")
         (tmp / "schedule.json").write_text(json.dumps({"step": step, "schedule": schedule.state_dict()}))
     for old in sorted(Path(root).glob("step-*"))[:-keep]:
         shutil.rmtree(old)
@@ -88,19 +91,20 @@ def latest_step_checkpoint(root: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def resume_step_checkpoint(folder: Path, trainable: dict, optimizer, schedule) -> int:
-    """Load a step checkpoint into ``trainable`` (in place), the optimizer and the schedule;
-    returns its step. A checkpoint of other weights raises a ValueError naming what is missing."""
+def resume_step_checkpoint(folder: Path, trainable: dict, optimizer, schedule, dist=None) -> int:
+    """Load a step checkpoint into ``trainable`` (in place), the optimizer and the schedule (into
+    this rank's shards under FSDP, ``dist``); returns its step. A checkpoint of other weights
+    raises a ValueError naming what is missing."""
     import torch
     from safetensors.torch import load_file
+
+    from somelvlm.train.distributed import Dist
 
     state = load_file(str(folder / "trainable.safetensors"))
     missing = set(trainable) - set(state)
     if missing:
         raise ValueError(f"checkpoint {folder} does not match this config (missing {sorted(missing)[:3]})")
-    for n, p in trainable.items():
-        p.data.copy_(state[n])
-    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+    (dist or Dist()).load_state(trainable, optimizer, state, torch.load(folder / "optimizer.pt", weights_only=True))
     saved = json.loads((folder / "schedule.json").read_text())
     schedule.load_state_dict(saved["schedule"])
     return saved["step"]
@@ -156,18 +160,25 @@ def format_row(row: dict) -> str:
 def log_setup(log: Callable[[str], None], config: Any, trainable: dict, dist: Any) -> None:
     """One line of trainable weights and, under DDP, one of the processes and the global batch."""
     log(f"trainable weights: {sum(p.numel() for p in trainable.values()):,}")
-    if dist.enabled:
+    if dist.fsdp:
+        log(f"{dist.world} processes ({dist.device.split(':')[0]}, FSDP over {dist.units} units): global batch "
+            f"{config.batch_size * dist.world * config.grad_accum} per step")
+    elif dist.enabled:
         log(f"{dist.world} processes ({dist.device.split(':')[0]}): global batch "
             f"{config.batch_size * dist.world * config.grad_accum} per step")
 
 
 def optimizer_and_resume(config: Any, out: Path, trainable: dict, n_items: int, log: Callable[[str], None],
-                         world: int = 1, groups: list[dict] | None = None):
+                         world: int = 1, groups: list[dict] | None = None, dist=None):
     """AdamW with linear warmup and decay over the run, restored from the newest checkpoint under
-    ``out`` when there is one (every rank reads it). ``world`` processes each take ``batch_size``
-    items of a step's batches; ``groups``: AdamW parameter groups (default: all of ``trainable`` at
+    ``out`` when there is one (every rank reads it). ``world`` processes (``dist.world`` when
+    ``dist`` is given; under FSDP the model is sharded before this) each take ``batch_size`` items
+    of a step's batches; ``groups``: AdamW parameter groups (default: all of ``trainable`` at
     ``config.lr``). Returns (optimizer, schedule, steps per epoch, total steps, step)."""
     import torch
+
+    if dist is not None:
+        world = dist.world
 
     optimizer = torch.optim.AdamW(groups or [{"params": list(trainable.values())}], lr=config.lr,
                                   weight_decay=config.weight_decay)
@@ -177,7 +188,7 @@ def optimizer_and_resume(config: Any, out: Path, trainable: dict, n_items: int, 
     step = 0
     latest = latest_step_checkpoint(out / "checkpoints")
     if latest is not None:
-        step = resume_step_checkpoint(latest, trainable, optimizer, schedule)
+        step = resume_step_checkpoint(latest, trainable, optimizer, schedule, dist)
         log(f"resumed from {latest} at step {step}")
     return optimizer, schedule, per_epoch, total, step
 
@@ -187,7 +198,7 @@ def run_steps(config: Any, out: Path, items: list[dict], trainable: dict, optimi
     """The optimizer steps from ``step`` to ``total``: length-grouped batches (the same order for a
     resumed run), gradient accumulation, clipping, a progress bar, loss log lines and checkpoints.
     ``batch_loss(indices)`` is the mean next-token loss of one batch of ``items`` (through the
-    DDP-wrapped model under ``dist``). With ``dist`` of several ranks each global batch of
+    DDP-wrapped or FSDP-sharded model under ``dist``). With ``dist`` of several ranks each global batch of
     ``batch_size * world`` items is sharded by rank, each rank's loss weighted by its answer tokens,
     the logged loss is the global batch's, and rank 0 alone writes the log and checkpoints."""
     from tqdm import tqdm
@@ -226,8 +237,10 @@ def run_steps(config: Any, out: Path, items: list[dict], trainable: dict, optimi
                                            "lr": schedule.get_last_lr()[0],
                                            "sec": round(time.perf_counter() - t0, 1)}) + "\n")
                     logf.flush()
-                if dist.is_main and (step % config.checkpoint_every == 0 or step == total):
-                    save_step_checkpoint(out / "checkpoints", step, trainable, optimizer, schedule)
+                if step % config.checkpoint_every == 0 or step == total:
+                    weights, opt_state = dist.trainable_state(trainable, optimizer)  # gathered under FSDP
+                    if dist.is_main:
+                        save_step_checkpoint(out / "checkpoints", step, weights, opt_state, schedule)
     bar.close()
     dist.barrier()  # the last checkpoint is on disk before any rank goes on
 
