@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from somelvlm.models import ASSETS  # noqa: F401 - re-exported
+from somelvlm.models import ASSETS, withheld_heads  # noqa: F401 - ASSETS re-exported
 from somelvlm.models.applicability import Applicability
 from somelvlm.models.calibration import Calibration
 from somelvlm.taxonomy.heads import HeadSpec
@@ -139,6 +139,8 @@ class CompactModel:
         """The runtime in use: ``onnx``, ``torch`` or ``torch-int8`` (``auto`` resolved)."""
         self.net = net
         self.specs = net.specs
+        self.withheld = withheld_heads(self.config, self.folder, self.specs)
+        """``task -> reason`` of heads not served by default (``config.json`` ``withheld``)."""
         self.max_length = int(self.config["max_length"])
         self.batch_size = batch_size
         self.calibration = Calibration.load(self.folder)

@@ -59,7 +59,8 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
         from somelvlm.pipeline import Pipeline
 
         analyzer = Pipeline(config.model, runtime=getattr(config, "runtime", "auto"), int8=config.int8,
-                            ocr=config.ocr, threads=config.threads, auto_generator=False)
+                            ocr=config.ocr, threads=config.threads, auto_generator=False,
+                            withheld=getattr(config, "withheld", False))
     if generator is None and config.generator:
         from somelvlm.models import load_generator
 
@@ -151,8 +152,13 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
         from somelvlm.posts import Post, PostError, clean_text
 
         start = time.perf_counter()
-        image = await read_image(image_value, "image")
-        choice = service.choose(req.tasks, req.levels, req.generate, image=image is not None)
+        choice = service.choose(req.tasks, req.levels, req.generate, image=image_value is not None)
+        try:
+            has_text = clean_text(req.text, limits) is not None
+        except PostError:
+            has_text = True  # the text is refused below, with its own message
+        needed = service.pipeline.needs_image(has_text, choice.classify + choice.generate)
+        image = await read_image(image_value, "image") if needed else None  # an image no task uses is not opened
         try:
             post = Post(id=req.id or "", text=clean_text(req.text, limits), image=image)
         except PostError as err:
