@@ -131,11 +131,14 @@ def markdown(result: dict) -> str:
                      f"{t['n']} | {t['image_text']} | {t['text']} | {t['delta']:+.2f} ({ci[0]}, {ci[1]}) | "
                      f"{t['agree']}% | **{'yes' if r['image_helps'] else 'no'}** |")
     helps = [t for t, r in result["heads"].items() if r["image_helps"]]
+    text_only = [t for t in result["heads"] if t not in helps]
     lines += ["", f"Shipped decision: the image+text head answers {', '.join(helps) or 'no task'} on posts with an "
-                  "image; " + (", ".join(t for t in result["heads"] if t not in helps) or "no task")
-              + " is answered by the text head whatever the post carries (`\"modality\": \"text\"`), and a post "
-                "whose tasks all go to text heads has its image left undecoded (unless it has no caption: "
-                "then OCR needs it).", "",
+                  "image (`\"modality\": \"image+text\"`); "
+              + (f"{', '.join(text_only)} is answered by the text head whatever the post carries" if text_only else
+                 "no image+text head was found not to help, so no task is moved back to its text head")
+              + ". Every other task is answered by the text head (`\"modality\": \"text\"`), and a post whose "
+                "chosen tasks all go to text heads has its image left undecoded (unless it has no caption: then "
+                "OCR needs it).", "",
               "Caveats: the image+text heads' epoch and recipe were selected on these same val posts (the text "
               "head's epoch on the mean over all 27 tasks), so the val comparison leans towards the image+text "
               "heads; the val and test sets are small (cm_memes: 126 / 144 posts), so a delta of a few points "
