@@ -168,3 +168,28 @@ def test_shipped_withheld_heads_are_the_val_decision(shipped):
         assert row["withheld"] == (not row["beats_val"])
     assert set(shipped.withheld) == set(json.loads((ASSETS / "some-mini" / "config.json").read_text()).get("withheld", {}))
     assert not set(shipped.withheld) & set(shipped.tasks)
+
+
+def test_a_withheld_text_head_with_an_image_head_in_service(shipped, tmp_path):
+    """The text head withheld, the image+text head serving: posts with an image get the image+text answer,
+    posts without one a ``withheld`` record naming why (in the table as "withheld")."""
+    from somelvlm.pipeline import Pipeline
+    from somelvlm.views import _answer
+
+    if not shipped.image_tasks:
+        pytest.skip("no image+text head is in service here")
+    task = sorted(shipped.image_tasks)[0]
+    folder = _copy_model(tmp_path, withheld={task: "not better than chance on validation"})
+    pipe = Pipeline(str(folder), image_heads=shipped.image_heads, ocr=False)
+    assert task in pipe.tasks and task in pipe.withheld
+    image_post, text_post = _image_post(), Post(id="t", text="WHEN IT'S MONDAY AND THE COFFEE IS GONE")
+    rows = pipe.run([(image_post, (task, "emotion")), (text_post, (task, "emotion"))])
+    assert rows[0][task]["modality"] == "image+text" and rows[0][task]["label"] in pipe.spec(task).labels
+    assert rows[1][task] == {"label": None, "withheld": "not better than chance on validation", "modality": "text",
+                             "in_domain": None, "domain_score": None}
+    assert rows[1]["emotion"]["modality"] == "text"
+    assert "withheld" in _answer(rows[1][task])[0]
+    with pytest.raises(ValueError, match="withheld"):
+        pipe.head_probs([text_post], task)
+    assert Pipeline(pipe.classifier, [task], multimodal=False, strict=False).choice.skipped[task].startswith(
+        f"the {task} head")
