@@ -40,7 +40,14 @@ def image_posts(data_root: Path, task: str, split: str) -> tuple[list, list[int]
     post of every source of the task that has an image (decoded as the batch runner decodes)."""
     from somelvlm.data.report import DataReport
     from somelvlm.data.sources import load_source
-    from somelvlm.posts import MODEL_IMAGE_LONG_SIDE, MODEL_IMAGE_SHORT_SIDE, Post, PostError, clean_text, load_image
+    from somelvlm.posts import (
+        MODEL_IMAGE_LONG_SIDE,
+        MODEL_IMAGE_SHORT_SIDE,
+        Post,
+        PostError,
+        clean_text,
+        load_image,
+    )
     from somelvlm.taxonomy.registry import get_task
 
     spec = get_task(task)

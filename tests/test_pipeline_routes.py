@@ -12,8 +12,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from somelvlm.models import ModelFolderError  # noqa: E402
-from somelvlm.posts import Post  # noqa: E402
+from somelvlm.models import ModelFolderError
+from somelvlm.posts import Post
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
@@ -39,7 +39,7 @@ def test_image_helps_is_the_shipped_val_decision(shipped):
     config = json.loads((MM_ASSETS / "config.json").read_text(encoding="utf-8"))
     measured = json.loads((RESULTS / "image_helps.json").read_text(encoding="utf-8"))["heads"]
     assert config["image_helps"] == {t: r["image_helps"] for t, r in measured.items()}
-    for task, row in measured.items():
+    for row in measured.values():
         assert row["image_helps"] == (row["val"]["image_text"] > row["val"]["text"])  # decided on val, not test
     assert shipped.image_heads.image_helps == {t: config["image_helps"].get(t, True) for t in shipped.image_heads.specs}
     assert shipped.image_tasks == {t for t, helps in shipped.image_heads.image_helps.items()
@@ -89,7 +89,7 @@ def _corrupt_posts(tmp_path: Path) -> Path:
 def test_an_image_no_task_reads_is_never_opened(shipped, tmp_path, monkeypatch):
     """Tasks that all go to text heads: the corrupt image is not decoded (no error, decodes counted);
     a task whose image helps: it is, and the corrupt one is an error record naming why."""
-    import somelvlm.batch.runner as runner
+    from somelvlm.batch import runner
     from somelvlm.batch.runner import RunConfig, run
     from somelvlm.pipeline import Pipeline
 
@@ -109,7 +109,7 @@ def test_an_image_no_task_reads_is_never_opened(shipped, tmp_path, monkeypatch):
         assert records["bad"][task] == records["good"][task]
     if not shipped.image_tasks:
         return
-    task = sorted(shipped.image_tasks)[0]
+    task = min(shipped.image_tasks)
     pipe = Pipeline(shipped.classifier, ["emotion", task], image_heads=shipped.image_heads, ocr=False)
     out = tmp_path / "image.jsonl"
     run(posts, out, pipe, RunConfig(batch_size=4), progress=False)
@@ -178,7 +178,7 @@ def test_a_withheld_text_head_with_an_image_head_in_service(shipped, tmp_path):
 
     if not shipped.image_tasks:
         pytest.skip("no image+text head is in service here")
-    task = sorted(shipped.image_tasks)[0]
+    task = min(shipped.image_tasks)
     folder = _copy_model(tmp_path, withheld={task: "not better than chance on validation"})
     pipe = Pipeline(str(folder), image_heads=shipped.image_heads, ocr=False)
     assert task in pipe.tasks and task in pipe.withheld

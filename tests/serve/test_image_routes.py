@@ -33,7 +33,7 @@ def test_an_image_no_task_reads_is_not_opened(shipped_server, shipped_analyzer):
 def test_an_image_a_task_reads_is_decoded_and_checked(shipped_server, shipped_analyzer):
     if not shipped_analyzer.image_tasks:
         pytest.skip("no image+text head is in service here")
-    task = sorted(shipped_analyzer.image_tasks)[0]
+    task = min(shipped_analyzer.image_tasks)
     r = httpx.post(shipped_server.url + "/v1/analyze", timeout=120,
                    json={"text": CAPTION, "image": CORRUPT, "tasks": ["emotion", task]})
     assert r.status_code == 400 and "image" in r.text, r.text

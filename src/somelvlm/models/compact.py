@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from somelvlm.models import ASSETS, withheld_heads  # noqa: F401 - ASSETS re-exported
+from somelvlm.models import ASSETS, withheld_heads
 from somelvlm.models.applicability import Applicability
 from somelvlm.models.calibration import Calibration
 from somelvlm.taxonomy.heads import HeadSpec
