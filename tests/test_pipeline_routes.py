@@ -76,19 +76,28 @@ def test_needs_image(shipped):
     assert ocr.needs_image(False, text_tasks)  # no caption: OCR reads the image
 
 
+def corrupt_png() -> bytes:
+    """A PNG whose header (size, format) reads fine and whose pixel data is broken: only decoding fails."""
+    data = (EXAMPLES / "monday_meme.png").read_bytes()
+    return data[:data.index(b"IDAT") + 44] + bytes(range(256)) * 2
+
+
 def _corrupt_posts(tmp_path: Path) -> Path:
-    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 20)
+    (tmp_path / "bad.png").write_bytes(corrupt_png())
     (tmp_path / "meme.png").write_bytes((EXAMPLES / "monday_meme.png").read_bytes())
+    (tmp_path / "text.png").write_bytes(b"hello, I am text")
     rows = [{"id": "bad", "text": "WHEN IT'S MONDAY AND THE COFFEE IS GONE", "image": "bad.png"},
-            {"id": "good", "text": "WHEN IT'S MONDAY AND THE COFFEE IS GONE", "image": "meme.png"}]
+            {"id": "good", "text": "WHEN IT'S MONDAY AND THE COFFEE IS GONE", "image": "meme.png"},
+            {"id": "no-image", "text": "WHEN IT'S MONDAY AND THE COFFEE IS GONE", "image": "text.png"}]
     path = tmp_path / "posts.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
 
 
-def test_an_image_no_task_reads_is_never_opened(shipped, tmp_path, monkeypatch):
-    """Tasks that all go to text heads: the corrupt image is not decoded (no error, decodes counted);
-    a task whose image helps: it is, and the corrupt one is an error record naming why."""
+def test_an_image_no_task_reads_is_never_decoded(shipped, tmp_path, monkeypatch):
+    """Tasks that all go to text heads: no image is decoded (decodes counted), so one whose pixel data is
+    corrupt is no error; its header is still checked (a file that is no image stays an error record).
+    A task whose image helps: every image is decoded, and the corrupt one is an error record naming why."""
     from somelvlm.batch import runner
     from somelvlm.batch.runner import RunConfig, run
     from somelvlm.pipeline import Pipeline
@@ -105,6 +114,7 @@ def test_an_image_no_task_reads_is_never_opened(shipped, tmp_path, monkeypatch):
     records = {r["id"]: r for r in map(json.loads, out.read_text(encoding="utf-8").splitlines())}
     assert decoded == []
     assert "error" not in records["bad"] and records["bad"]["emotion"]["modality"] == "text"
+    assert records["no-image"]["error"]["reason"] == "not an image"
     for task in text_tasks:
         assert records["bad"][task] == records["good"][task]
     if not shipped.image_tasks:
@@ -114,8 +124,9 @@ def test_an_image_no_task_reads_is_never_opened(shipped, tmp_path, monkeypatch):
     out = tmp_path / "image.jsonl"
     run(posts, out, pipe, RunConfig(batch_size=4), progress=False)
     records = {r["id"]: r for r in map(json.loads, out.read_text(encoding="utf-8").splitlines())}
-    assert len(decoded) == 2
-    assert records["bad"]["error"]["reason"] in ("corrupt image", "not an image")
+    assert len(decoded) == 3
+    assert records["bad"]["error"]["reason"] == "corrupt image"
+    assert records["no-image"]["error"]["reason"] == "not an image"
     assert records["good"][task]["modality"] == "image+text"
 
 
@@ -166,8 +177,10 @@ def test_shipped_withheld_heads_are_the_val_decision(shipped):
         assert set(config.get("withheld", {})) == want, model
     for row in measured.values():
         assert row["withheld"] == (not row["beats_val"])
-    assert set(shipped.withheld) == set(json.loads((ASSETS / "some-mini" / "config.json").read_text()).get("withheld", {}))
-    assert not set(shipped.withheld) & set(shipped.tasks)
+    shipped_config = json.loads((ASSETS / "some-mini" / "config.json").read_text(encoding="utf-8"))
+    assert set(shipped.withheld) == set(shipped_config.get("withheld", {}))
+    # a withheld text head's task runs only where an image+text head in service answers it (image posts)
+    assert set(shipped.withheld) & set(shipped.tasks) == set(shipped.withheld) & shipped.image_tasks
 
 
 def test_a_withheld_text_head_with_an_image_head_in_service(shipped, tmp_path):

@@ -1,15 +1,21 @@
-"""The server opens a post's image only when a chosen task reads it (the Pipeline's ``needs_image``): a
-corrupt image beside a caption is not an error for text-head tasks, and is one (400 naming it) for a
-task whose image+text head answers."""
+"""The server decodes a post's image only when a chosen task reads it (the Pipeline's ``needs_image``):
+an image with corrupt pixel data beside a caption is no error for text-head tasks (its header is still
+checked: bytes that are no image stay a 400), and is one (400 naming it) for a task whose image+text
+head answers."""
 
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import httpx
 import pytest
 
-CORRUPT = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 20).decode()
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+_PNG = (EXAMPLES / "monday_meme.png").read_bytes()
+CORRUPT = base64.b64encode(_PNG[:_PNG.index(b"IDAT") + 44] + bytes(range(256)) * 2).decode()
+"""A PNG whose header reads fine and whose pixel data is broken: only decoding fails."""
+NOT_AN_IMAGE = base64.b64encode(b"hello, I am text").decode()
 CAPTION = "WHEN IT'S MONDAY AND THE COFFEE IS GONE"
 
 
@@ -28,6 +34,9 @@ def test_an_image_no_task_reads_is_not_opened(shipped_server, shipped_analyzer):
     assert body["image"] is None and body["results"]["emotion"]["modality"] == "text"
     plain = httpx.post(shipped_server.url + "/v1/analyze", timeout=120, json={"text": CAPTION, "tasks": text_tasks})
     assert plain.json()["results"] == body["results"]
+    r = httpx.post(shipped_server.url + "/v1/analyze", timeout=120,
+                   json={"text": CAPTION, "image": NOT_AN_IMAGE, "tasks": text_tasks})
+    assert r.status_code == 400 and "not an image" in r.text, r.text
 
 
 def test_an_image_a_task_reads_is_decoded_and_checked(shipped_server, shipped_analyzer):
@@ -36,4 +45,4 @@ def test_an_image_a_task_reads_is_decoded_and_checked(shipped_server, shipped_an
     task = min(shipped_analyzer.image_tasks)
     r = httpx.post(shipped_server.url + "/v1/analyze", timeout=120,
                    json={"text": CAPTION, "image": CORRUPT, "tasks": ["emotion", task]})
-    assert r.status_code == 400 and "image" in r.text, r.text
+    assert r.status_code == 400 and "corrupt image" in r.text, r.text

@@ -41,6 +41,7 @@ from somelvlm.posts import (
     Limits,
     Post,
     PostError,
+    check_image,
     clean_text,
     is_invisible,
     load_image,
@@ -178,7 +179,8 @@ def to_post(row: Row, limits: Limits = DEFAULT_LIMITS, image_root: Path | None =
     "path"}`` struct as Hugging Face datasets store them) via ``load_image``, reduced while
     decoded to ``image_fit`` = (longer side, shorter side) at most. Text of only invisible characters with no image is an ``empty text`` error.
     ``needs_image(has_text)`` (``Pipeline.needs_image``): False leaves the image of a post with text
-    undecoded and out of the post (no chosen task reads it)."""
+    undecoded and out of the post (no chosen task reads it); its file and header are still checked
+    (``check_image``), so a file that is no image is still an error record."""
     text = row.text
     if isinstance(text, float) and math.isnan(text):  # pandas' missing value
         text = None
@@ -206,7 +208,8 @@ def to_post(row: Row, limits: Limits = DEFAULT_LIMITS, image_root: Path | None =
                                       "and there is no image")
     loaded = None
     if image is not None and text is not None and needs_image is not None and not needs_image(True):
-        image = None  # no chosen task reads it: never opened
+        check_image(image, limits)  # no chosen task reads it: its header is checked, it is never decoded
+        image = None
     if image is not None:
         loaded = load_image(image, limits, max_side=image_fit[0], short_side=image_fit[1])
     return Post(id=row.id, text=text, image=loaded)

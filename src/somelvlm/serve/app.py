@@ -131,12 +131,17 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
                                     "(--request-timeout-s)", type="timeout_error",
                                headers={"connection": "close"}) from None
 
-    async def read_image(value: str | bytes | None, param: str):
-        from somelvlm.serve.inputs import decode_base64_field, decode_image
+    async def read_image(value: str | bytes | None, param: str, decode: bool = True):
+        """The decoded image (None without one); ``decode=False``: only its header is checked, nothing
+        decoded (no chosen task reads it)."""
+        from somelvlm.serve.inputs import check_image_bytes, decode_base64_field, decode_image
 
         if value is None:
             return None
         data = value if isinstance(value, bytes) else decode_base64_field(value, param, config.max_body_bytes)
+        if not decode:
+            check_image_bytes(data, limits, param)
+            return None
         return await asyncio.to_thread(decode_image, data, limits, param)
 
     def gen_config(max_new_tokens: int, temperature: float, top_p: float, seed):
@@ -158,7 +163,7 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
         except PostError:
             has_text = True  # the text is refused below, with its own message
         needed = service.pipeline.needs_image(has_text, choice.classify + choice.generate)
-        image = await read_image(image_value, "image") if needed else None  # an image no task uses is not opened
+        image = await read_image(image_value, "image", decode=needed)  # an image no task reads is not decoded
         try:
             post = Post(id=req.id or "", text=clean_text(req.text, limits), image=image)
         except PostError as err:

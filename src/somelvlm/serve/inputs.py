@@ -7,7 +7,14 @@ import base64
 import binascii
 import re
 
-from somelvlm.posts import MODEL_IMAGE_LONG_SIDE, MODEL_IMAGE_SHORT_SIDE, Limits, PostError, load_image
+from somelvlm.posts import (
+    MODEL_IMAGE_LONG_SIDE,
+    MODEL_IMAGE_SHORT_SIDE,
+    Limits,
+    PostError,
+    check_image,
+    load_image,
+)
 from somelvlm.serve.errors import APIError
 
 _DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*)(?P<b64>;base64)?,",
@@ -80,6 +87,16 @@ def decode_image(data: bytes, limits: Limits, param: str = "image"):
     requests, the same post gives the same answer); 413 over the pixel/byte limits, 400 when not an image."""
     try:
         return load_image(bytes(data), limits, max_side=MODEL_IMAGE_LONG_SIDE, short_side=MODEL_IMAGE_SHORT_SIDE)
+    except PostError as err:
+        status = 413 if err.reason == "image too large" else 400
+        raise APIError(status, f"{param}: {err}", param=param) from None
+
+
+def check_image_bytes(data: bytes, limits: Limits, param: str = "image") -> None:
+    """The checks ``decode_image`` makes before decoding (byte and pixel limits, an image format), from the
+    header only: for an image no chosen task reads, which is then never decoded; 413 / 400 as there."""
+    try:
+        check_image(bytes(data), limits)
     except PostError as err:
         status = 413 if err.reason == "image too large" else 400
         raise APIError(status, f"{param}: {err}", param=param) from None
