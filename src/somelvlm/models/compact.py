@@ -273,7 +273,8 @@ class CompactModel:
         """One dict per text: ``{task: {"label", "prob", "probs"}}``, ``{"value"}`` for ratings, and
         for stance ``{"targets": {topic: {"label", "prob", "probs"}}}``; every task's dict also carries
         ``"in_domain"`` (bool) and ``"domain_score"`` (4 digits), both None without applicability data
-        (``models.base.format_prediction``)."""
+        (``models.base.format_prediction``), and ``"modality": "text"`` (the route that answered, as the
+        Pipeline writes it)."""
         from somelvlm.models.base import format_prediction
 
         start = time.perf_counter()
@@ -287,7 +288,7 @@ class CompactModel:
             for i, row in enumerate(rows):
                 score = float(domain[task][i])
                 dom = (score, threshold) if threshold is not None and np.isfinite(score) else None
-                row[task] = format_prediction(self.specs[task], arr[i], domain=dom)
+                row[task] = format_prediction(self.specs[task], arr[i], domain=dom, modality="text")
         self.last_seconds = time.perf_counter() - start
         return rows
 

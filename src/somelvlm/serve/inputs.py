@@ -13,6 +13,7 @@ from somelvlm.posts import (
     Limits,
     PostError,
     check_image,
+    fit_scale,
     load_image,
 )
 from somelvlm.serve.errors import APIError
@@ -92,11 +93,16 @@ def decode_image(data: bytes, limits: Limits, param: str = "image"):
         raise APIError(status, f"{param}: {err}", param=param) from None
 
 
-def check_image_bytes(data: bytes, limits: Limits, param: str = "image") -> None:
+def check_image_bytes(data: bytes, limits: Limits, param: str = "image") -> tuple[int, int]:
     """The checks ``decode_image`` makes before decoding (byte and pixel limits, an image format), from the
-    header only: for an image no chosen task reads, which is then never decoded; 413 / 400 as there."""
+    header only: for an image no chosen task reads, which is then never decoded; 413 / 400 as there.
+    Returns ``(width, height)`` reduced as ``decode_image`` would (before any EXIF rotation)."""
     try:
-        check_image(bytes(data), limits)
+        width, height = check_image(bytes(data), limits)
     except PostError as err:
         status = 413 if err.reason == "image too large" else 400
         raise APIError(status, f"{param}: {err}", param=param) from None
+    scale = fit_scale(width, height, MODEL_IMAGE_LONG_SIDE, MODEL_IMAGE_SHORT_SIDE)
+    if scale >= 1:
+        return width, height
+    return max(1, round(width * scale)), max(1, round(height * scale))
