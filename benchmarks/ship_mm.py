@@ -64,8 +64,9 @@ def write_card() -> None:
     from somelvlm.models.card import write_readme
 
     lines = ["# SoMe-mini multimodal heads", "",
-             "Image+text heads that `analyze` runs for posts with an image (they replace the text-only head's answer "
-             "for these tasks and mark it `\"modality\": \"image+text\"`). Inputs: EfficientNet-Lite0 pooled "
+             "Image+text heads that `analyze` runs for posts with an image where the image helps (`image_helps` in "
+             "config.json, decided on validation by `benchmarks/image_helps.py`: they then replace the text-only head's "
+             "answer for these tasks and mark it `\"modality\": \"image+text\"`). Inputs: EfficientNet-Lite0 pooled "
              "ImageNet features of the image (224 px centre crop) and a frozen sentence embedding of the post's text "
              "(its caption, else OCR of the image). Per-modality projection (256) -> fusion -> MLP (256) -> softmax. "
              "float16 safetensors. Trained with `benchmarks/ship_mm.py` (seed 0); the recipe row (CE or with "

@@ -29,8 +29,11 @@ def test_api_labels_every_task(analyzer):
     rows = analyze(["I am so happy today, best day ever!", "you are a disgusting idiot"], tasks=["emotion", "offensive"])
     assert rows[0]["emotion"]["label"] == "joy"
     assert rows[1]["offensive"]["label"] == "offensive"
-    assert set(analyzer.tasks) >= {"emotion", "irony", "hate", "offensive", "stance", "emoji", "sentiment",
-                                   "hate_offensive", "fake_news", "claim_veracity", "humor", "sarcasm"}
+    # every head is served, or withheld by default with its reason (no better than trivial baselines on val)
+    assert set(analyzer.tasks) | set(analyzer.withheld) >= {"emotion", "irony", "hate", "offensive", "stance", "emoji",
+                                                            "sentiment", "hate_offensive", "fake_news",
+                                                            "claim_veracity", "humor", "sarcasm"}
+    assert all(analyzer.withheld.values())
 
 
 def test_levels_select_tasks_and_unknown_tasks_fail(analyzer):

@@ -5,8 +5,10 @@ For a batch of posts it
 
 1. reads each post's text once: its caption, else the text OCR finds on its image;
 2. sends each classification or rating task to the best model for the post: the image+text head
-   when the post has an image and such a head exists, else the text classifier; each model is
-   called once per batch for all the tasks it serves;
+   when the post has an image and such a head exists and its image helps (``image_helps``, chosen on
+   validation), else the text classifier; each prediction's ``modality`` ("image+text" / "text") says
+   which answered; each model is called once per batch for all the tasks it serves; entry points ask
+   ``needs_image`` before decoding an image, so an image no task uses is never opened;
 3. runs RKC over a retrieval memory when asked (``rkc=INDEX``);
 4. asks the generator for generation tasks (and for classification tasks when there is no
    classifier), with each task's own answer budget (task YAML ``generation.max_new_tokens``), and
@@ -64,13 +66,16 @@ class Pipeline:
     ``auto_generator``: load the default generator when a generation task is named and none was
     given (the server turns this off: it generates only with ``--generator``). ``strict``: a named task
     that cannot run is an error (else it is only listed in ``choice.skipped``, as for ``eval``).
+    ``withheld``: also serve the heads a model ships but withholds by default (``withheld`` in its
+    ``config.json``: no better than the majority / stratified baselines on validation); by default a
+    withheld head's task is not run, and naming it says why (``choice.skipped``, or the strict error).
     """
 
     def __init__(self, model: Any = None, tasks: list[str] | None = None, levels: list[str] | None = None, *,
                  generator: Any = None, runtime: str = "auto", ocr: bool = True, multimodal: bool = True,
                  image_heads: Any = None, rkc: str | Path | None = None, threads: int | None = None,
                  digits: int = 4, prompt_index: int = 0, batch_size: int = 8, auto_generator: bool = True,
-                 strict: bool = True, int8: bool = False) -> None:
+                 strict: bool = True, int8: bool = False, withheld: bool = False) -> None:
         from somelvlm.models import load_model
 
         if int8:  # the old flag: torch dynamic int8 is a runtime
@@ -82,6 +87,7 @@ class Pipeline:
             self._generator = loaded
         self._generator_name = generator if not _is_model(generator) else None
         self.auto_generator = auto_generator
+        self.serve_withheld = withheld
         self.use_ocr, self._ocr, self._ocr_lock = ocr, None, threading.Lock()
         self.digits, self.prompt_index, self.batch_size = digits, prompt_index, batch_size
         self.image_heads = None
@@ -109,10 +115,23 @@ class Pipeline:
         return self.classifier
 
     @property
+    def withheld(self) -> dict[str, str]:
+        """``task -> reason`` of the text classifier's heads this pipeline does not serve (empty with
+        ``withheld=True``). A task whose text head is withheld but whose image+text head serves is still
+        run: posts with an image get the image+text head's answer, the others a ``withheld`` record."""
+        if self.serve_withheld or self.classifier is None:
+            return {}
+        return dict(getattr(self.classifier, "withheld", {}))
+
+    @property
     def head_tasks(self) -> list[str]:
-        """Tasks with a classifier head. Image+text heads only replace the text head's answer on posts
-        with an image, for tasks the classifier also serves (so every post gets every head task)."""
-        return list(self.classifier.specs) if self.classifier is not None else []
+        """Tasks with a served head: the classifier's, less those whose text head is withheld and that
+        have no image+text head in service. Image+text heads only replace the text head's answer on posts
+        with an image, for tasks the classifier also has (so every post gets every head task)."""
+        if self.classifier is None:
+            return []
+        withheld, image_tasks = self.withheld, self.image_tasks
+        return [t for t in self.classifier.specs if t not in withheld or t in image_tasks]
 
     @property
     def tasks(self) -> list[str]:
@@ -140,9 +159,13 @@ class Pipeline:
             return TaskChoice(classify=self.head_tasks)
         heads, named = set(self.head_tasks), set(tasks or [])
         choice = TaskChoice()
+        withheld = self.withheld
         for task in select_tasks(tasks or [], levels or []):
             if task.name in heads:
                 choice.classify.append(task.name)
+            elif task.name in withheld:
+                choice.skipped[task.name] = (f"the {task.name} head of {self.name} is withheld: {withheld[task.name]} "
+                                             "(serve it anyway with withheld=True, --withheld)")
             elif task.kind != "generation" and self.classifier is not None:
                 choice.skipped[task.name] = f"the model {self.name} has no head for it"
             elif not generate:
@@ -233,20 +256,47 @@ class Pipeline:
         for task, idx, probs, domain, extra in self._head_outputs(items):
             spec = self.spec(task)
             for j, i in enumerate(idx):
-                out[i][task] = _format(spec, probs[j], digits, domain, j, extra)
+                out[i][task] = dict(extra) if probs is None else _format(spec, probs[j], digits, domain, j, extra)
         return out
 
     def head_probs(self, posts: list[Post], task: str) -> np.ndarray:
         """The raw head output of ``task`` for posts that already carry their text (for ``eval``): routed
         like ``classify``, unformatted, in the input order."""
         result = np.zeros((len(posts), *_shape(self.spec(task))), dtype=np.float32)
-        for _, idx, probs, _, _ in self._head_outputs([(p, (task,)) for p in posts]):
+        for _, idx, probs, _, extra in self._head_outputs([(p, (task,)) for p in posts]):
+            if probs is None:
+                raise ValueError(f"task {task}: {extra['withheld']} (score it with Pipeline(..., withheld=True))")
             result[idx] = probs
         return result
 
+    @property
+    def image_tasks(self) -> set[str]:
+        """Head tasks answered by the image+text head on posts with an image: those it has a head for
+        whose image helps (``image_helps`` in its ``config.json``, chosen on validation); the text head
+        answers every other task, image or not."""
+        if self.image_heads is None or self.classifier is None:
+            return set()
+        helps = getattr(self.image_heads, "image_helps", {})
+        withheld = {} if self.serve_withheld else getattr(self.image_heads, "withheld", {})
+        return {t for t in self.image_heads.specs
+                if t in self.classifier.specs and helps.get(t, True) and t not in withheld}
+
+    def needs_image(self, has_text: bool, tasks: tuple[str, ...] | list[str] | None = None) -> bool:
+        """Whether a post's image must be decoded for ``tasks`` (default: this pipeline's tasks): to OCR
+        it (no caption), for an image+text head whose image helps, or for a generation task that reads
+        images. When False, entry points leave the image undecoded (the text heads answer)."""
+        from somelvlm.taxonomy.registry import get_task
+
+        if (not has_text and self.use_ocr) or self.stages:  # OCR reads it; an RKC memory may embed it
+            return True
+        tasks = self.tasks if tasks is None else tasks
+        heads = set(self.head_tasks)
+        return any(t in self.image_tasks or (t not in heads and get_task(t).modality != "text") for t in tasks)
+
     def _head_outputs(self, items: list[tuple[Post, tuple[str, ...]]]):
-        """Yield ``(task, item indices, outputs, domain, extra)`` per model and task it answered."""
-        image_tasks = set(self.image_heads.specs) & set(self.head_tasks) if self.image_heads is not None else set()
+        """Yield ``(task, item indices, outputs, domain, extra)`` per model and task it answered; outputs
+        None for posts a withheld text head would have answered (``extra`` is then their whole record)."""
+        image_tasks = self.image_tasks
         routed: dict[str, list[int]] = {"image": [], "text": []}
         for i, (post, tasks) in enumerate(items):
             if post.image is not None and image_tasks & set(tasks):
@@ -264,6 +314,12 @@ class Pipeline:
             idx = routed["text"]
             wanted = {i: {t for t in items[i][1] if t in self.classifier.specs
                           and not (t in image_tasks and items[i][0].image is not None)} for i in idx}
+            withheld = self.withheld
+            for task in sorted({t for i in idx for t in wanted[i]} & set(withheld)):
+                record = {"label": None, "withheld": withheld[task], "modality": "text",
+                          "in_domain": None, "domain_score": None}
+                yield task, [i for i in idx if task in wanted[i]], None, None, record
+            wanted = {i: {t for t in w if t not in withheld} for i, w in wanted.items()}
             idx = [i for i in idx if wanted[i]]
             union = sorted({t for i in idx for t in wanted[i]})
             if not union:
@@ -275,7 +331,7 @@ class Pipeline:
                 keep = [j for j, i in enumerate(idx) if task in wanted[i]]
                 threshold = self.classifier.domain_threshold(task) if domain else None
                 dom = (domain[task][keep], threshold) if threshold is not None else None
-                yield task, [idx[j] for j in keep], probs[task][keep], dom, {}
+                yield task, [idx[j] for j in keep], probs[task][keep], dom, {"modality": "text"}
 
     def generate(self, items: list[tuple[Post, str]], prompt_index: int | None = None,
                  max_new_tokens: int | None = None) -> list[dict]:

@@ -100,23 +100,8 @@ def is_invisible(text: str) -> bool:
     return all(c in _FILLERS or unicodedata.category(c) in _INVISIBLE_CATEGORIES for c in text)
 
 
-def load_image(source: bytes | Path | str, limits: Limits = DEFAULT_LIMITS, max_side: int | None = None,
-               short_side: int | None = None) -> Image:
-    """Decode an image into RGB, safely.
-
-    ``source`` is the file's bytes or a local path (callers that serve requests pass bytes only).
-    Animated images give their first frame; EXIF rotation is applied; CMYK, palette, 16-bit and
-    alpha images are converted (transparency over white).
-
-    ``max_side`` / ``short_side``: the image comes back with its longer / shorter side at most
-    this many pixels (aspect kept), and is reduced while it is decoded: a JPEG is decoded at 1/2,
-    1/4 or 1/8 scale by the decoder itself (``draft``), other formats are reduced right after
-    decoding, so a batch of huge images holds only small ones (a 50 MP JPEG at ``short_side=768``
-    never exists at full size in memory).
-    """
-    from PIL import Image as PILImage
-    from PIL import ImageOps, UnidentifiedImageError
-
+def _image_bytes(source: bytes | Path | str, limits: Limits) -> bytes:
+    """The bytes of an image file or buffer, after the file and byte-size checks."""
     if isinstance(source, (str, Path)):
         path = Path(source)
         try:
@@ -139,6 +124,52 @@ def load_image(source: bytes | Path | str, limits: Limits = DEFAULT_LIMITS, max_
         raise PostError("empty image", "the image file has zero bytes")
     if len(data) > limits.max_image_bytes:
         raise PostError("image too large", f"{len(data)} bytes, the limit is {limits.max_image_bytes}")
+    return data
+
+
+def check_image(source: bytes | Path | str, limits: Limits = DEFAULT_LIMITS) -> tuple[int, int]:
+    """``(width, height)`` of an image from its header, after the checks ``load_image`` makes before
+    decoding (file, byte and pixel limits, a format Pillow knows): for an image no chosen task reads,
+    which is then never decoded (``Pipeline.needs_image``). Raises ``PostError`` as ``load_image`` does."""
+    from PIL import Image as PILImage
+    from PIL import UnidentifiedImageError
+
+    data = _image_bytes(source, limits)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+            with PILImage.open(io.BytesIO(data)) as img:  # reads the header only
+                width, height = img.size
+    except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as err:
+        raise PostError("image too large", str(err)) from None
+    except UnidentifiedImageError:
+        raise PostError("not an image", "the bytes are not an image format Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise PostError("corrupt image", str(err) or type(err).__name__) from None
+    if width * height > limits.max_image_pixels:
+        raise PostError("image too large", f"{width}x{height} pixels, the limit is "
+                                           f"{limits.max_image_pixels} pixels")
+    return width, height
+
+
+def load_image(source: bytes | Path | str, limits: Limits = DEFAULT_LIMITS, max_side: int | None = None,
+               short_side: int | None = None) -> Image:
+    """Decode an image into RGB, safely.
+
+    ``source`` is the file's bytes or a local path (callers that serve requests pass bytes only).
+    Animated images give their first frame; EXIF rotation is applied; CMYK, palette, 16-bit and
+    alpha images are converted (transparency over white).
+
+    ``max_side`` / ``short_side``: the image comes back with its longer / shorter side at most
+    this many pixels (aspect kept), and is reduced while it is decoded: a JPEG is decoded at 1/2,
+    1/4 or 1/8 scale by the decoder itself (``draft``), other formats are reduced right after
+    decoding, so a batch of huge images holds only small ones (a 50 MP JPEG at ``short_side=768``
+    never exists at full size in memory).
+    """
+    from PIL import Image as PILImage
+    from PIL import ImageOps, UnidentifiedImageError
+
+    data = _image_bytes(source, limits)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)

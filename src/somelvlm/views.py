@@ -26,6 +26,8 @@ def _cell(pred: dict) -> tuple[str, str]:
 
 
 def _answer(pred: dict) -> tuple[str, str]:
+    if pred.get("withheld"):  # the head is not served (no better than trivial baselines on validation)
+        return "[dim]withheld[/dim]", ""
     if "text" in pred:  # a generation task's answer
         return escape(pred["text"][:120]) or "(empty)", ""
     if "value" in pred:

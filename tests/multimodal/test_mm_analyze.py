@@ -28,16 +28,19 @@ def test_image_posts_get_image_text_heads_and_text_posts_do_not_change(feature_c
 
     posts = [Post(id="t", text="what a lovely day with friends"),
              Post(id="i", text="you people are idiots", image=draw_meme(0, True))]
-    analyzer = Analyzer(tasks=MM_TASKS + ["emotion"])
+    analyzer = Analyzer(tasks=MM_TASKS + ["emotion"], withheld=True)  # withheld heads too: every route answers
     rows = analyzer(posts)
+    image_tasks = analyzer.image_tasks
     analyzer.image_heads = None  # as Analyzer(multimodal=False)
     plain = analyzer(posts)
     assert rows[0] == plain[0]  # a text-only post: exactly as before
     shipped = MultimodalHeads.shipped().tasks
-    for task in shipped:
+    assert image_tasks <= set(shipped) and image_tasks  # the image helps somewhere (image_helps, chosen on val)
+    for task in image_tasks:
         assert rows[1][task]["modality"] == "image+text"
         assert abs(sum(rows[1][task]["probs"].values()) - 1) < 1e-3
-        assert "modality" not in plain[1][task]
-    for task in set(MM_TASKS) - set(shipped):
-        assert rows[1][task] == plain[1][task]  # no image+text head: the text head's answer
+        assert plain[1][task]["modality"] == "text"
+    for task in set(MM_TASKS) - image_tasks:
+        assert rows[1][task] == plain[1][task]  # no image+text head, or its image does not help: the text head's answer
+        assert rows[1][task]["modality"] == "text"
     assert rows[1]["emotion"] == plain[1]["emotion"]

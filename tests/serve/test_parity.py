@@ -1,7 +1,7 @@
 """One road: the same posts through ``somelvlm analyze`` (CLI), ``somelvlm.analyze`` (Python API),
 ``POST /v1/analyze`` and the OpenAI chat endpoint (``model: some-mini``) of a real server give the
 same labels and probabilities, for a text post and for a meme (image + caption, where the
-image+text heads answer)."""
+image+text heads answer the tasks whose image helps)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def parity_server(start_server, shipped_analyzer):
     return start_server(shipped_analyzer)
 
 
-def test_cli_api_server_and_chat_agree(tmp_path, parity_server):
+def test_cli_api_server_and_chat_agree(tmp_path, parity_server, shipped_analyzer):
     import somelvlm
     from somelvlm.cli import main
     from somelvlm.posts import Post, load_image
@@ -72,6 +72,10 @@ def test_cli_api_server_and_chat_agree(tmp_path, parity_server):
         _close(cli[pid], api[pid], f"cli vs api ({pid})")
         _close(cli[pid], served, f"cli vs server ({pid})")
         _close(cli[pid], chat, f"cli vs chat ({pid})")
-    # the meme's image+text heads answered everywhere, the text post's text heads
-    assert cli["m"]["meme_sentiment"]["modality"] == "image+text"
-    assert "modality" not in cli["t"]["meme_sentiment"]
+    # the meme's image+text heads answered everywhere (where the image helps, image_helps chosen on val),
+    # the text post's text heads; modality names the route
+    image_tasks = shipped_analyzer.image_tasks & set(TASKS)
+    assert "meme_sentiment" in image_tasks
+    for task in ("offensive_meme", "meme_sentiment"):
+        assert cli["m"][task]["modality"] == ("image+text" if task in image_tasks else "text")
+        assert cli["t"][task]["modality"] == "text"

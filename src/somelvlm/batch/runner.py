@@ -1,7 +1,7 @@
 """Run a model over a file of posts: streamed in batches, resumable, exactly once per id.
 
 ``run(INPUT, OUT, predict)`` reads rows (``readers``), turns each into a ``Post`` (``clean_text``,
-``load_image``), calls ``predict`` on batches and appends one record per row to OUT (``output``):
+``load_image``, only when ``predict.needs_image`` says a chosen task reads it), calls ``predict`` on batches and appends one record per row to OUT (``output``):
 
 - a prediction: ``{"id": ..., **predict(...)[i]}`` (the id is always the row's own);
 - an error record: ``{"id": ..., "line": N, "error": {"reason": ..., "message": ...}}`` (the id is
@@ -41,6 +41,7 @@ from somelvlm.posts import (
     Limits,
     Post,
     PostError,
+    check_image,
     clean_text,
     is_invisible,
     load_image,
@@ -155,7 +156,7 @@ def process(batch: list[Row | RowError], predict: Predict, limits: Limits, image
             records[i] = error_record(row.id, row.line, row.reason, row.message)
             continue
         try:
-            todo.append((i, to_post(row, limits, image_root, image_fit)))
+            todo.append((i, to_post(row, limits, image_root, image_fit, getattr(predict, "needs_image", None))))
         except PostError as err:
             records[i] = _post_error(row, err)
     if todo:
@@ -172,10 +173,14 @@ def process(batch: list[Row | RowError], predict: Predict, limits: Limits, image
 
 
 def to_post(row: Row, limits: Limits = DEFAULT_LIMITS, image_root: Path | None = None,
-            image_fit: tuple[int | None, int | None] = (MODEL_IMAGE_LONG_SIDE, MODEL_IMAGE_SHORT_SIDE)) -> Post:
+            image_fit: tuple[int | None, int | None] = (MODEL_IMAGE_LONG_SIDE, MODEL_IMAGE_SHORT_SIDE),
+            needs_image: Callable[[bool], bool] | None = None) -> Post:
     """The ``Post`` for a row: text via ``clean_text``, image (a path, bytes, or a ``{"bytes",
     "path"}`` struct as Hugging Face datasets store them) via ``load_image``, reduced while
-    decoded to ``image_fit`` = (longer side, shorter side) at most. Text of only invisible characters with no image is an ``empty text`` error."""
+    decoded to ``image_fit`` = (longer side, shorter side) at most. Text of only invisible characters with no image is an ``empty text`` error.
+    ``needs_image(has_text)`` (``Pipeline.needs_image``): False leaves the image of a post with text
+    undecoded and out of the post (no chosen task reads it); its file and header are still checked
+    (``check_image``), so a file that is no image is still an error record."""
     text = row.text
     if isinstance(text, float) and math.isnan(text):  # pandas' missing value
         text = None
@@ -202,6 +207,9 @@ def to_post(row: Row, limits: Limits = DEFAULT_LIMITS, image_root: Path | None =
         raise PostError("empty text", f"the text holds only invisible characters ({_codepoints(raw_text)}) "
                                       "and there is no image")
     loaded = None
+    if image is not None and text is not None and needs_image is not None and not needs_image(True):
+        check_image(image, limits)  # no chosen task reads it: its header is checked, it is never decoded
+        image = None
     if image is not None:
         loaded = load_image(image, limits, max_side=image_fit[0], short_side=image_fit[1])
     return Post(id=row.id, text=text, image=loaded)

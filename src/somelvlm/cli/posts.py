@@ -57,7 +57,9 @@ class AnalyzeConfig:
     ocr: bool = True
     """Read text off images that have no caption (--no-ocr: do not)."""
     multimodal: bool = True
-    """Use the shipped image+text heads on posts with an image."""
+    """Use the shipped image+text heads on posts with an image (where their image helps)."""
+    withheld: bool = False
+    """Also run the heads the model withholds by default (no better than trivial baselines on validation)."""
     runtime: Runtime = field(default="auto", metadata={"help": RUNTIME_HELP})
     show: bool | None = None
     """Print a table grouped by level (default: when there is no --out)."""
@@ -84,7 +86,7 @@ def analyze(cfg: AnalyzeConfig) -> None:
 
     with posts_input(cfg.input, cfg.fmt, cfg.run) as (source, run_config), analysis_output(cfg) as target:
         analyzer = Pipeline(cfg.model, cfg.tasks, cfg.level, ocr=cfg.ocr, multimodal=cfg.multimodal, rkc=cfg.rkc,
-                            generator=cfg.generator, runtime=cfg.runtime)
+                            generator=cfg.generator, runtime=cfg.runtime, withheld=cfg.withheld)
         try:
             summary = run(source, target.path, analyzer, run_config, text_col=cfg.text_col,
                           image_col=cfg.image_col, id_col=cfg.id_col, fmt=cfg.fmt, progress=not common.QUIET)
@@ -109,7 +111,7 @@ def analyze_on_ray(cfg: AnalyzeConfig) -> None:
     if not cfg.out or cfg.out == "-":
         raise ValueError("--engine ray needs --out OUT_DIR (a folder for the Parquet shards)")
     options = {"model": cfg.model, "tasks": cfg.tasks or None, "levels": cfg.level or None, "generator": cfg.generator,
-               "runtime": cfg.runtime, "ocr": cfg.ocr, "multimodal": cfg.multimodal,
+               "runtime": cfg.runtime, "ocr": cfg.ocr, "multimodal": cfg.multimodal, "withheld": cfg.withheld,
                "rkc": str(cfg.rkc) if cfg.rkc else None}
     try:
         summary = run_ray(cfg.input, cfg.out, options, cfg.ray, cfg.run, text_col=cfg.text_col,

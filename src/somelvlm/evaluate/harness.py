@@ -31,7 +31,7 @@ def evaluate_model(model, tasks: list[str], data_root: Path, split: str = "test"
     from somelvlm.evaluate.metrics import head_metrics
     from somelvlm.pipeline import Pipeline
 
-    pipeline = model if isinstance(model, Pipeline) else Pipeline(model, tasks, multimodal=False)
+    pipeline = model if isinstance(model, Pipeline) else Pipeline(model, tasks, multimodal=False, withheld=True)
     heads = set(pipeline.head_tasks)
     head_tasks = [t for t in tasks if t in heads]
     data = load_items(Path(data_root), head_tasks)

@@ -79,7 +79,8 @@ def run_eval(config: EvalConfig, data_root: Path, progress: bool = True) -> dict
     from somelvlm.taxonomy.registry import select_tasks
 
     named = [t.name for t in select_tasks(config.tasks, config.level)] if (config.tasks or config.level) else None
-    pipelines = [Pipeline(m, named, runtime=config.runtime, multimodal=False, strict=False) for m in config.model]
+    pipelines = [Pipeline(m, named, runtime=config.runtime, multimodal=False, strict=False, withheld=True)
+                 for m in config.model]  # eval scores the heads withheld from analyze too
     tasks = named or pipelines[0].tasks or [t.name for t in select_tasks()]  # a generator serves every task
     if not named:
         for pipe in pipelines:

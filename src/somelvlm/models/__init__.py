@@ -90,6 +90,22 @@ def read_model_config(folder: str | Path) -> dict:
     return config
 
 
+def withheld_heads(config: dict, folder: str | Path, tasks) -> dict[str, str]:
+    """``task -> reason`` of the heads a model folder ships but does not serve by default (``withheld`` in
+    its ``config.json``: a head that did not beat the majority and stratified baselines on VALIDATION,
+    ``benchmarks/baselines.py``). Names a task the model has no head for, or gives no reason: an error."""
+    withheld = config.get("withheld", {})
+    path = Path(folder) / "config.json"
+    if not isinstance(withheld, dict):
+        raise ModelFolderError(f"{path}: withheld must map a task to the reason it is withheld, got {withheld!r}")
+    for task, why in withheld.items():
+        if task not in tasks:
+            raise ModelFolderError(f"{path}: withheld names {task!r}, which has no head here")
+        if not isinstance(why, str) or not why.strip():
+            raise ModelFolderError(f"{path}: withheld[{task!r}] must be a non-empty reason")
+    return dict(withheld)
+
+
 def is_url(name: str | Path | None) -> bool:
     return isinstance(name, str) and name.lower().startswith(("http://", "https://"))
 

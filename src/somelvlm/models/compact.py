@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from somelvlm.models import ASSETS  # noqa: F401 - re-exported
+from somelvlm.models import ASSETS, withheld_heads
 from somelvlm.models.applicability import Applicability
 from somelvlm.models.calibration import Calibration
 from somelvlm.taxonomy.heads import HeadSpec
@@ -139,6 +139,8 @@ class CompactModel:
         """The runtime in use: ``onnx``, ``torch`` or ``torch-int8`` (``auto`` resolved)."""
         self.net = net
         self.specs = net.specs
+        self.withheld = withheld_heads(self.config, self.folder, self.specs)
+        """``task -> reason`` of heads not served by default (``config.json`` ``withheld``)."""
         self.max_length = int(self.config["max_length"])
         self.batch_size = batch_size
         self.calibration = Calibration.load(self.folder)
@@ -271,7 +273,8 @@ class CompactModel:
         """One dict per text: ``{task: {"label", "prob", "probs"}}``, ``{"value"}`` for ratings, and
         for stance ``{"targets": {topic: {"label", "prob", "probs"}}}``; every task's dict also carries
         ``"in_domain"`` (bool) and ``"domain_score"`` (4 digits), both None without applicability data
-        (``models.base.format_prediction``)."""
+        (``models.base.format_prediction``), and ``"modality": "text"`` (the route that answered, as the
+        Pipeline writes it)."""
         from somelvlm.models.base import format_prediction
 
         start = time.perf_counter()
@@ -285,7 +288,7 @@ class CompactModel:
             for i, row in enumerate(rows):
                 score = float(domain[task][i])
                 dom = (score, threshold) if threshold is not None and np.isfinite(score) else None
-                row[task] = format_prediction(self.specs[task], arr[i], domain=dom)
+                row[task] = format_prediction(self.specs[task], arr[i], domain=dom, modality="text")
         self.last_seconds = time.perf_counter() - start
         return rows
 

@@ -174,7 +174,8 @@ class ImageTextClassifier:
     A folder is one head (its ``config.json`` has ``task``, ``labels``, ``encoders``) or a set of
     heads (``{"backend": "image_text", "heads": ["offensive_meme", ...]}`` naming sub-folders, as
     the shipped ``some-mini-mm``). Posts reach it with their text already read (caption or OCR), so
-    it does no OCR of its own.
+    it does no OCR of its own. ``image_helps`` in the set's ``config.json`` (task -> bool, chosen on
+    validation) says which heads the pipeline uses instead of the text head.
     """
 
     modalities = frozenset({"image", "text"})
@@ -191,6 +192,16 @@ class ImageTextClassifier:
         self.heads = MultimodalHeads(folders, ocr=False, num_threads=threads or 1, cache=cache)
         self.specs = {meta["task"]: HeadSpec(meta["task"], "classification", tuple(meta["labels"]))
                       for _, meta in self.heads.heads}
+        from somelvlm.models import withheld_heads
+
+        self.withheld = withheld_heads(config, folder, self.specs)
+        helps = config.get("image_helps", {})
+        if not isinstance(helps, dict) or not all(isinstance(v, bool) for v in helps.values()):
+            raise ValueError(f"{folder / 'config.json'}: image_helps must map a task to true or false, got {helps!r}")
+        self.image_helps: dict[str, bool] = {t: helps.get(t, True) for t in self.specs}
+        """Per task: whether its image+text head beat the text head on VALIDATION image posts
+        (``benchmarks/image_helps.py``); the pipeline sends a task whose image does not help to the text
+        head and then needs no image for it. A folder without the field: every head is used."""
 
     @property
     def tasks(self) -> list[str]:

@@ -201,6 +201,9 @@ class OpenAIClassifier:
         out = {}
         for task in tasks:
             spec = self.specs[task]
+            held = next((r[task]["withheld"] for r in rows if r[task].get("withheld")), None)
+            if held:  # the server answers text posts of this task with no head (its text head is withheld)
+                raise ValueError(f"task {task}: the server's text head is withheld: {held}")
             if spec.kind == "regression":
                 out[task] = np.array([r[task]["value"] for r in rows], dtype=np.float32)
             elif spec.groups:

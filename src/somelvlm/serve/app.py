@@ -59,7 +59,8 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
         from somelvlm.pipeline import Pipeline
 
         analyzer = Pipeline(config.model, runtime=getattr(config, "runtime", "auto"), int8=config.int8,
-                            ocr=config.ocr, threads=config.threads, auto_generator=False)
+                            ocr=config.ocr, threads=config.threads, auto_generator=False,
+                            withheld=getattr(config, "withheld", False))
     if generator is None and config.generator:
         from somelvlm.models import load_generator
 
@@ -130,12 +131,16 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
                                     "(--request-timeout-s)", type="timeout_error",
                                headers={"connection": "close"}) from None
 
-    async def read_image(value: str | bytes | None, param: str):
-        from somelvlm.serve.inputs import decode_base64_field, decode_image
+    async def read_image(value: str | bytes | None, param: str, decode: bool = True):
+        """The decoded image (None without one); ``decode=False``: only its header is checked, nothing
+        decoded (no chosen task reads it), and its ``(width, height)`` as the models would read it comes back."""
+        from somelvlm.serve.inputs import check_image_bytes, decode_base64_field, decode_image
 
         if value is None:
             return None
         data = value if isinstance(value, bytes) else decode_base64_field(value, param, config.max_body_bytes)
+        if not decode:
+            return check_image_bytes(data, limits, param)
         return await asyncio.to_thread(decode_image, data, limits, param)
 
     def gen_config(max_new_tokens: int, temperature: float, top_p: float, seed):
@@ -151,8 +156,15 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
         from somelvlm.posts import Post, PostError, clean_text
 
         start = time.perf_counter()
-        image = await read_image(image_value, "image")
-        choice = service.choose(req.tasks, req.levels, req.generate, image=image is not None)
+        choice = service.choose(req.tasks, req.levels, req.generate, image=image_value is not None)
+        try:
+            has_text = clean_text(req.text, limits) is not None
+        except PostError:
+            has_text = True  # the text is refused below, with its own message
+        needed = service.pipeline.needs_image(has_text, choice.classify + choice.generate)
+        image = await read_image(image_value, "image", decode=needed)  # an image no task reads is not decoded
+        size = image if isinstance(image, tuple) else (image.width, image.height) if image is not None else None
+        image = None if isinstance(image, tuple) else image
         try:
             post = Post(id=req.id or "", text=clean_text(req.text, limits), image=image)
         except PostError as err:
@@ -171,7 +183,7 @@ def create_app(config: ServeConfig | None = None, *, analyzer=None, generator=No
             generated = {t: a.get("text", a.get("label", "")) for t, a in zip(choice.generate, answers)}
         return {"id": req.id, "model": service.model_name, "text_source": source,
                 "text_read": text_read if source != "text" else None,
-                "image": {"width": image.width, "height": image.height} if image is not None else None,
+                "image": {"width": size[0], "height": size[1]} if size is not None else None,
                 "results": results, "generated": generated, "skipped": choice.skipped,
                 "levels": service.by_level(results, generated), "seconds": round(time.perf_counter() - start, 4)}
 

@@ -49,6 +49,8 @@ class ServeConfig:
     users' requests). The fp32 runtimes give every post the same answer whatever else is in flight."""
     ocr: bool = True
     """Read the text off image-only posts (needs the features extra)."""
+    withheld: bool = False
+    """Also serve the heads the model withholds by default (no better than trivial baselines on validation)."""
     threads: int | None = None
     """torch CPU threads; None keeps torch's default."""
     max_new_tokens_limit: int = 512

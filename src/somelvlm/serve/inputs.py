@@ -7,7 +7,15 @@ import base64
 import binascii
 import re
 
-from somelvlm.posts import MODEL_IMAGE_LONG_SIDE, MODEL_IMAGE_SHORT_SIDE, Limits, PostError, load_image
+from somelvlm.posts import (
+    MODEL_IMAGE_LONG_SIDE,
+    MODEL_IMAGE_SHORT_SIDE,
+    Limits,
+    PostError,
+    check_image,
+    fit_scale,
+    load_image,
+)
 from somelvlm.serve.errors import APIError
 
 _DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*)(?P<b64>;base64)?,",
@@ -83,3 +91,18 @@ def decode_image(data: bytes, limits: Limits, param: str = "image"):
     except PostError as err:
         status = 413 if err.reason == "image too large" else 400
         raise APIError(status, f"{param}: {err}", param=param) from None
+
+
+def check_image_bytes(data: bytes, limits: Limits, param: str = "image") -> tuple[int, int]:
+    """The checks ``decode_image`` makes before decoding (byte and pixel limits, an image format), from the
+    header only: for an image no chosen task reads, which is then never decoded; 413 / 400 as there.
+    Returns ``(width, height)`` reduced as ``decode_image`` would (before any EXIF rotation)."""
+    try:
+        width, height = check_image(bytes(data), limits)
+    except PostError as err:
+        status = 413 if err.reason == "image too large" else 400
+        raise APIError(status, f"{param}: {err}", param=param) from None
+    scale = fit_scale(width, height, MODEL_IMAGE_LONG_SIDE, MODEL_IMAGE_SHORT_SIDE)
+    if scale >= 1:
+        return width, height
+    return max(1, round(width * scale)), max(1, round(height * scale))

@@ -59,7 +59,9 @@ class AnalyzeResponse(BaseModel):
     text_read: str | None = Field(None, description="The text read off the image, when text_source is 'ocr'.")
     image: dict[str, int] | None = Field(None, description="Width and height of the decoded image (reduced to at "
                                                            "most 768 px on its shorter side and 2048 on its longer, "
-                                                           "as the models read it).")
+                                                           "as the models read it; from its header when no "
+                                                           "chosen task reads it: it is then not decoded); "
+                                                           "null when no image was sent.")
     results: dict[str, dict[str, Any]] = Field(description="task -> prediction, as somelvlm.analyze gives it.")
     generated: dict[str, str] = Field(default_factory=dict, description="Generation task -> generated text.")
     skipped: dict[str, str] = Field(default_factory=dict, description="Tasks chosen but not run, and why.")

@@ -87,7 +87,7 @@ class AnalysisService:
                 if meta["level"] != lv.id:
                     continue
                 entries.append({"task": name, "family": meta["family"], "kind": meta["kind"]})
-                if name in results:
+                if name in results and not results[name].get("withheld"):
                     scores.append(_confidence(results[name]))
             out.append({"id": lv.id, "name": lv.name, "description": lv.description,
                         "score": round(float(np.mean(scores)), 4) if scores else None, "tasks": entries})

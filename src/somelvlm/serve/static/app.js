@@ -154,6 +154,9 @@ function taskBlock(entry, body) {
   if (r === undefined) {
     head.append(el("span", "task-label", "generated"));
     box.append(head, el("div", "generated", body.generated[entry.task] || "(empty)"));
+  } else if (r.withheld) {  // the head is not served: no better than trivial baselines on validation
+    head.append(el("span", "task-label", "withheld"));
+    box.append(head, el("p", "withheld", r.withheld));
   } else if ("value" in r) {
     head.append(el("span", "task-label", r.value.toFixed(2) + " / 5"));
     box.append(head, bar("rating", r.value, 5, true));
