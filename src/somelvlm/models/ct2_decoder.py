@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
@@ -78,8 +77,7 @@ def convert(lm, tokenizer, cache: Path | None = None) -> Path:
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".hf-") as hf, atomic_dir(out) as tmp:
         lm.save_pretrained(hf, safe_serialization=True)
         tokenizer.save_pretrained(hf)
-        shutil.rmtree(tmp, ignore_errors=True)  # the converter wants to create its output folder
-        TransformersConverter(hf, low_cpu_mem_usage=True).convert(str(tmp), quantization=COMPUTE_TYPE)
+        TransformersConverter(hf, low_cpu_mem_usage=True).convert(str(tmp), quantization=COMPUTE_TYPE, force=True)
         _name_special_tokens(tmp / "config.json", tokenizer, lm.config)
     return out
 
