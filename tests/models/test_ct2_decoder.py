@@ -22,6 +22,7 @@ from tiny_generator import make_tiny_llama  # noqa: E402
 from somelvlm.models.ct2_decoder import converted_path, length_groups  # noqa: E402
 from somelvlm.models.generation import GenerationConfig  # noqa: E402
 
+INSTRUCTION = "Rewrite the following post politely and keep all of its meaning, please, thank you very much:"
 PROMPTS = ["Rewrite politely: shut up", "a much longer prompt about the weather, the trains, the news and more",
            "hi", [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "you are an idiot."}]]
 
@@ -38,6 +39,13 @@ def pair(tmp_path_factory):
             LVLMGenerator.from_base(folder, name="tiny", generation_runtime="ctranslate2"))
 
 
+def test_shared_prefix_leaves_every_prompt_a_token_of_its_own():
+    from somelvlm.models.ct2_decoder import shared_prefix
+
+    assert shared_prefix([[1, 2, 3, 4], [1, 2, 3, 9, 9], [1, 2, 3, 4, 5]]) == 3
+    assert shared_prefix([[1, 2, 3], [1, 2, 3]]) == 2 and shared_prefix([[7], [7, 8]]) == 0
+
+
 def test_length_groups_keep_close_lengths_together_up_to_the_batch():
     assert length_groups([5, 40, 6, 41, 7, 90], max_batch=2, max_spread=4) == [[0, 2], [4], [1, 3], [5]]
     assert length_groups([], 8, 8) == []
@@ -50,6 +58,9 @@ def test_ctranslate2_answers_equal_torch_answers(pair, tmp_path):
     assert (slow.runtime, fast.runtime) == ("torch", "ctranslate2")
     for cfg in (GenerationConfig(max_new_tokens=12), GenerationConfig(max_new_tokens=1)):
         assert fast.chat(PROMPTS, config=cfg) == slow.chat(PROMPTS, config=cfg)
+    shared = [f"{INSTRUCTION} {post}" for post in ("shut up", "you are an idiot and a fool, go away now", "go away")]
+    assert fast.chat(shared, config=GenerationConfig(max_new_tokens=12)) == \
+        slow.chat(shared, config=GenerationConfig(max_new_tokens=12))  # the shared prefix forwarded once
     bpe = make_tiny_lm(tmp_path / "bpe")  # a byte-level BPE vocabulary with a ChatML template
     fast, slow = (LVLMGenerator.from_base(bpe, generation_runtime=r) for r in ("ctranslate2", "torch"))
     cfg = GenerationConfig(max_new_tokens=8)

@@ -11,7 +11,8 @@ merged weights, the converter's version and the compute type; nothing is downloa
 
 CTranslate2 forwards a batch's prompts at once only up to the shortest one and decodes the rest
 token by token, so ``generate`` groups prompts of nearly equal length (``max_spread`` tokens) into
-one call each.
+one call each; the prefix all prompts of a request share (the chat template's system turn, a task's
+instruction) is forwarded once and cached as CTranslate2's static prompt.
 
 >>> decoder = CT2Decoder.for_model(lm, tokenizer, threads=2)                  # doctest: +SKIP
 >>> decoder.generate([ids], GenerationConfig(max_new_tokens=24))              # doctest: +SKIP
@@ -108,6 +109,21 @@ def length_groups(lengths: Sequence[int], max_batch: int, max_spread: int) -> li
     return groups
 
 
+MIN_PREFIX = 16
+"""Prompts of one call that share at least this many leading tokens (the chat template's system turn,
+a task's instruction) get that prefix forwarded once and its state cached (CTranslate2's static prompt)."""
+
+
+def shared_prefix(prompts: Sequence[Sequence[int]]) -> int:
+    """Length of the token prefix every prompt shares, leaving each at least one token of its own."""
+    n = min(len(p) for p in prompts) - 1
+    first = prompts[0]
+    for k in range(max(n, 0)):
+        if any(p[k] != first[k] for p in prompts):
+            return k
+    return max(n, 0)
+
+
 class _Rows:
     """Per-row state during one ``generate_batch`` call: tokens so far, and why a row stopped early
     (a stop string, a cancel event); feeds the streaming callback of a single row."""
@@ -197,13 +213,16 @@ class CT2Decoder:
                     if config.temperature > 0 else dict(sampling_topk=1))
         out: list[Generated | None] = [None] * len(prompts)
         with self._lock:  # one call at a time: the groups of one request stay together
+            shared = shared_prefix(prompts) if len(prompts) > 1 else 0
+            prefix = self.tokenizer.convert_ids_to_tokens(prompts[0][:shared]) if shared >= MIN_PREFIX else None
+            start = shared if prefix else 0
             for group in length_groups([len(p) for p in prompts], self.max_batch, self.max_spread):
                 rows = _Rows(self.tokenizer, len(group), config.stop, self.eos,
                              [cancel[i] if i < len(cancel) else None for i in group], on_text)
-                tokens = [self.tokenizer.convert_ids_to_tokens(prompts[i]) for i in group]
+                tokens = [self.tokenizer.convert_ids_to_tokens(prompts[i][start:]) for i in group]
                 self.generator.generate_batch(
                     tokens, max_length=config.max_new_tokens, include_prompt_in_result=False,
-                    end_token=sorted(self.eos), return_end_token=True,
+                    end_token=sorted(self.eos), return_end_token=True, static_prompt=prefix,
                     callback=lambda s, rows=rows: rows.step(s.batch_id, s.token_id), **sampling)
                 for row, i in enumerate(group):
                     out[i] = rows.result(row, len(prompts[i]), config.max_new_tokens)
