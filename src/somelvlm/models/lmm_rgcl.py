@@ -45,6 +45,16 @@ EMBEDDING = "lmm_rgcl_g"
 
 
 # -- the head ------------------------------------------------------------------------------------------
+HEAD_NORMS = ("none", "layer", "standard")
+"""What the head does to h first: nothing; LayerNorm (per meme, across channels); or ``standard``:
+per-channel standardisation ``(h - mean) / std`` with the TRAINING memes' statistics, kept in the head's
+state (``h_mean``, ``h_std``: saved in head.safetensors, the same numbers at training and inference)."""
+
+HEAD_EMBEDS = ("post", "pre")
+"""Where g, the embedding RGCL mines and RKC indexes, is read: after the first layer's GELU (``post``) or
+its linear output before it (``pre``); the logit is computed from the GELU output either way."""
+
+
 @dataclass
 class HeadConfig:
     """Shape of the MLP head (saved under ``head`` in config.json)."""
@@ -54,27 +64,67 @@ class HeadConfig:
     width: int = 256
     """Width of g, the first layer's output (the paper: 1024)."""
     dropout: float = 0.1
-    norm: bool = False
-    """LayerNorm on h first: an LM's last hidden state has a few channels far larger than the rest, and
-    without it g of every meme pointed the same way (cosine 0.997 with SmolLM2), so RGCL could not act."""
+    norm: str = "none"
+    """One of ``HEAD_NORMS`` (old folders: true = ``layer``, false = ``none``). SmolLM2's h is one shared
+    vector plus a small per-meme part (99.4% of its squared norm is the training mean, cosine 0.994
+    between any two memes), so without removing the mean g of every meme pointed the same way;
+    LayerNorm does not remove it (it centres across channels, not across memes), ``standard`` does."""
+    embed: str = "post"
+    """One of ``HEAD_EMBEDS``."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.norm, bool):
+            self.norm = "layer" if self.norm else "none"
+        if self.norm not in HEAD_NORMS:
+            raise ValueError(f"head norm must be one of {HEAD_NORMS}, got {self.norm!r}")
+        if self.embed not in HEAD_EMBEDS:
+            raise ValueError(f"head embed must be one of {HEAD_EMBEDS}, got {self.embed!r}")
 
 
 class MemeHead(nn.Module):
-    """Two layers: ``g = GELU(Linear(LN(h)))`` (the embedding RGCL and RKC use; LN when ``norm``),
-    ``logit = Linear(dropout(g))``."""
+    """Two layers: ``z = Linear(norm(h))``, ``g = GELU(z)`` (or ``z`` itself with ``embed="pre"``): the
+    embedding RGCL and RKC use; ``logit = Linear(dropout(GELU(z)))``. With ``norm="standard"`` call
+    ``fit_standardizer`` on the training memes' h before use."""
 
     def __init__(self, config: HeadConfig) -> None:
         super().__init__()
         self.config = config
-        self.norm = nn.LayerNorm(config.in_dim) if config.norm else nn.Identity()
+        self.norm = nn.LayerNorm(config.in_dim) if config.norm == "layer" else nn.Identity()
+        if config.norm == "standard":
+            self.register_buffer("h_mean", torch.zeros(config.in_dim))
+            self.register_buffer("h_std", torch.ones(config.in_dim))
+            self.register_buffer("h_fitted", torch.zeros((), dtype=torch.long))  # memes the stats came from
         self.embed = nn.Linear(config.in_dim, config.width)
         self.drop = nn.Dropout(config.dropout)
         self.out = nn.Linear(config.width, 1)
 
+    @torch.no_grad()
+    def fit_standardizer(self, h: np.ndarray | torch.Tensor, eps: float = 1e-4) -> None:
+        """Set the per-channel mean and std from training h (n, in_dim); std floored at ``eps``."""
+        if self.config.norm != "standard":
+            raise ValueError(f"fit_standardizer needs a head with norm 'standard', this one has {self.config.norm!r}")
+        h = torch.as_tensor(np.asarray(h, dtype=np.float32) if not torch.is_tensor(h) else h).float()
+        if h.ndim != 2 or h.shape[1] != self.config.in_dim or len(h) < 2:
+            raise ValueError(f"fit_standardizer needs h of shape (n >= 2, {self.config.in_dim}), got {tuple(h.shape)}")
+        self.h_mean.copy_(h.mean(0))
+        self.h_std.copy_(h.std(0).clamp_min(eps))
+        self.h_fitted.fill_(len(h))
+
+    def normalise(self, h: torch.Tensor) -> torch.Tensor:
+        """(batch, in_dim) h as the first layer sees it."""
+        h = h.float()
+        if self.config.norm == "standard":
+            if int(self.h_fitted) == 0:
+                raise RuntimeError("this head standardises h but its statistics were never fitted "
+                                   "(MemeHead.fit_standardizer on the training memes' h)")
+            return (h - self.h_mean) / self.h_std
+        return self.norm(h)
+
     def forward(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
         """h: (batch, in_dim) -> ``{"g": (batch, width), "logit": (batch,)}``."""
-        g = nn.functional.gelu(self.embed(self.norm(h.float())))
-        return {"g": g, "logit": self.out(self.drop(g)).squeeze(-1)}
+        z = self.embed(self.normalise(h))
+        a = nn.functional.gelu(z)
+        return {"g": z if self.config.embed == "pre" else a, "logit": self.out(self.drop(a)).squeeze(-1)}
 
 
 # -- prompts, batches and the one forward pass -----------------------------------------------------------

@@ -96,8 +96,13 @@ class LMMRGCLConfig:
     head_width: int = 256
     """Width of g (the paper: 1024)."""
     head_dropout: float = 0.1
-    head_norm: bool = True
-    """LayerNorm on h before the MLP (see ``models.lmm_rgcl.HeadConfig.norm``)."""
+    head_norm: str = "standard"
+    """What the head does to h first (``models.lmm_rgcl.HEAD_NORMS``): ``standard`` = per-channel
+    ``(h - mean) / std`` with the training memes' statistics (stage 1: h of the init model before any
+    step; stage 2: h of the frozen stage-1 LMM), saved in the head; ``layer`` = LayerNorm; ``none``.
+    Old YAMLs: true = layer, false = none."""
+    head_embed: str = "post"
+    """Where g is read (``models.lmm_rgcl.HEAD_EMBEDS``): after the first layer's GELU or before it."""
     cache_frozen_layers: bool = False
     """Text-only memes with ``lora_layers`` set: compute the frozen layers below the LoRA ones once per
     meme (``models.lmm_rgcl.StateCache``, shared by runs from the same init model) and run only the top
@@ -145,6 +150,9 @@ class LMMRGCLConfig:
             raise ValueError(f"head_init must be stage1 or fresh, got {self.head_init!r}")
         if self.k < 2 or not 1 <= self.hard_negatives <= self.k:
             raise ValueError("k must be >= 2 and 1 <= hard_negatives <= k")
+        from somelvlm.models.lmm_rgcl import HeadConfig
+
+        self.head_norm = HeadConfig(in_dim=1, norm=self.head_norm, embed=self.head_embed).norm  # checks both
         if self.max_len < 32:
             raise ValueError(f"max_len must be at least 32, got {self.max_len}")
 
@@ -268,7 +276,7 @@ def build_stage1(config: LMMRGCLConfig, with_images: bool):
     from peft import LoraConfig, get_peft_model
 
     from somelvlm.models.connector import ConnectorConfig, build_connector
-    from somelvlm.models.lmm_rgcl import HeadConfig, MemeHead, load_init
+    from somelvlm.models.lmm_rgcl import MemeHead, load_init
     from somelvlm.train.instruct_vlm import is_hf_vlm
 
     if is_hf_vlm(config.init):
@@ -293,8 +301,15 @@ def build_stage1(config: LMMRGCLConfig, with_images: bool):
                       target_modules=list(config.lora_targets), layers_to_transform=layers, task_type="CAUSAL_LM")
     lvlm.lm = get_peft_model(lvlm.lm, lora)
     torch.manual_seed(config.seed)
-    head = MemeHead(HeadConfig(in_dim=dim, width=config.head_width, dropout=config.head_dropout, norm=config.head_norm))
+    head = MemeHead(head_config(config, dim))
     return lvlm, tokenizer, head, init
+
+
+def head_config(config: LMMRGCLConfig, in_dim: int):
+    from somelvlm.models.lmm_rgcl import HeadConfig
+
+    return HeadConfig(in_dim=in_dim, width=config.head_width, dropout=config.head_dropout, norm=config.head_norm,
+                      embed=config.head_embed)
 
 
 def stage1_terms(lvlm, head, batch, config: LMMRGCLConfig, from_layer: int = 0) -> dict:
@@ -345,6 +360,11 @@ def train_stage1(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
     log(f"stage 1: {len(items)} {config.domain} memes ({sum(it['y'] for it in items):.0f} positive, "
         f"{sum(it['feats'] is not None for it in items)} with images), {len(skipped)} skipped (report.json)")
     from_layer = frozen_prefix(lvlm, items, config, init["digest"], tokenizer.pad_token_id, config.lora_layers, log)
+    if head.config.norm == "standard":
+        # the statistics of h before any step: LoRA's B matrices start at zero, so this is the init model's
+        # h, the same numbers on a resumed run (checkpoints hold parameters, not these buffers)
+        lvlm.eval()
+        head.fit_standardizer(compute_h(lvlm, items, tokenizer.pad_token_id, from_layer=from_layer))
     trainable = {f"lm.{n}": p for n, p in lvlm.lm.named_parameters() if p.requires_grad}
     if lvlm.connector is not None:
         trainable |= {f"connector.{n}": p for n, p in lvlm.connector.named_parameters() if p.requires_grad}
@@ -518,7 +538,7 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict
 def train_stage2(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
     import torch
 
-    from somelvlm.models.lmm_rgcl import HeadConfig, MemeHead, load_parts
+    from somelvlm.models.lmm_rgcl import MemeHead, load_parts
     from somelvlm.taxonomy.registry import get_task
 
     out = stage_dir(config)
@@ -543,8 +563,9 @@ def train_stage2(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
     h_val = cached_h(out, lvlm, val_items, pad, key, log, from_layer) if val_items else np.zeros((0, h.shape[1]), np.float32)
     if config.head_init == "fresh":
         torch.manual_seed(config.seed)
-        head = MemeHead(HeadConfig(in_dim=h.shape[1], width=config.head_width, dropout=config.head_dropout,
-                                   norm=config.head_norm))
+        head = MemeHead(head_config(config, h.shape[1]))
+    if head.config.norm == "standard":
+        head.fit_standardizer(h)  # the frozen LMM's h of the training memes: the features stage 2 sees
     y = np.array([it["y"] for it in items], np.int64)
     y_val = np.array([it["y"] for it in val_items], np.int64)
     result = train_head_rgcl(head, h, y, h_val, y_val, config, log)
