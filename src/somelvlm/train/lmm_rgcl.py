@@ -101,6 +101,10 @@ class LMMRGCLConfig:
     ``(h - mean) / std`` with the training memes' statistics (stage 1: h of the init model before any
     step; stage 2: h of the frozen stage-1 LMM), saved in the head; ``layer`` = LayerNorm; ``none``.
     Old YAMLs: true = layer, false = none."""
+    h_pool: str = "mean"
+    """h = the last hidden states' mean over the prompt tokens (``mean``) or at the last prompt token
+    (``last``, the paper's): ``models.lmm_rgcl.H_POOLS``; saved into the model, stage 2 and inference
+    follow it."""
     head_embed: str = "post"
     """Where g is read (``models.lmm_rgcl.HEAD_EMBEDS``): after the first layer's GELU or before it."""
     cache_frozen_layers: bool = False
@@ -152,7 +156,11 @@ class LMMRGCLConfig:
             raise ValueError("k must be >= 2 and 1 <= hard_negatives <= k")
         from somelvlm.models.lmm_rgcl import HeadConfig
 
+        from somelvlm.models.lmm_rgcl import H_POOLS
+
         self.head_norm = HeadConfig(in_dim=1, norm=self.head_norm, embed=self.head_embed).norm  # checks both
+        if self.h_pool not in H_POOLS:
+            raise ValueError(f"h_pool must be one of {H_POOLS}, got {self.h_pool!r}")
         if self.max_len < 32:
             raise ValueError(f"max_len must be at least 32, got {self.max_len}")
 
@@ -227,7 +235,8 @@ def index_meta(items: list[dict], labels: list[str], source: str) -> dict[str, l
             "text": [it["meme"].text for it in items]}
 
 
-def compute_h(lvlm, items: list[dict], pad_id: int, batch_size: int = 8, from_layer: int = 0) -> np.ndarray:
+def compute_h(lvlm, items: list[dict], pad_id: int, batch_size: int = 8, from_layer: int = 0,
+              pool: str = "last") -> np.ndarray:
     """(n, lm_dim) h of items (eval mode, no gradients); ``from_layer``: items carry bottom states."""
     import torch
 
@@ -237,7 +246,7 @@ def compute_h(lvlm, items: list[dict], pad_id: int, batch_size: int = 8, from_la
     with torch.inference_mode():
         for s in range(0, len(items), batch_size):
             batch = collate_memes(items[s:s + batch_size], pad_id)
-            out.append(lvlm_forward(lvlm, batch, lm_loss=False, from_layer=from_layer)["h"].float().numpy())
+            out.append(lvlm_forward(lvlm, batch, lm_loss=False, from_layer=from_layer, pool=pool)["h"].float().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
@@ -320,7 +329,7 @@ def stage1_terms(lvlm, head, batch, config: LMMRGCLConfig, from_layer: int = 0) 
     from somelvlm.models.lmm_rgcl import lvlm_forward
     from somelvlm.train.losses import rgcl_loss
 
-    f = lvlm_forward(lvlm, batch, lm_loss=config.l0 > 0, from_layer=from_layer)
+    f = lvlm_forward(lvlm, batch, lm_loss=config.l0 > 0, from_layer=from_layer, pool=config.h_pool)
     out = head(f["h"])
     y = batch["y"]
     terms = {"bce": F.binary_cross_entropy_with_logits(out["logit"], y)}
@@ -364,7 +373,7 @@ def train_stage1(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
         # the statistics of h before any step: LoRA's B matrices start at zero, so this is the init model's
         # h, the same numbers on a resumed run (checkpoints hold parameters, not these buffers)
         lvlm.eval()
-        head.fit_standardizer(compute_h(lvlm, items, tokenizer.pad_token_id, from_layer=from_layer))
+        head.fit_standardizer(compute_h(lvlm, items, tokenizer.pad_token_id, from_layer=from_layer, pool=config.h_pool))
     trainable = {f"lm.{n}": p for n, p in lvlm.lm.named_parameters() if p.requires_grad}
     if lvlm.connector is not None:
         trainable |= {f"connector.{n}": p for n, p in lvlm.connector.named_parameters() if p.requires_grad}
@@ -406,11 +415,11 @@ def train_stage1(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
     lvlm.eval()
     head.eval()
     labels = binary_labels(task.name)
-    h = compute_h(lvlm, items, tokenizer.pad_token_id, from_layer=from_layer)
+    h = compute_h(lvlm, items, tokenizer.pad_token_id, from_layer=from_layer, pool=config.h_pool)
     with torch.no_grad():
         g = head(torch.from_numpy(h))["g"].numpy()
     meta = {"name": config.name, "task": task.name, "labels": labels, "init": init,
-            "lora_layers": config.lora_layers,
+            "lora_layers": config.lora_layers, "h_pool": config.h_pool,
             "prompt_index": config.prompt_index, "max_prompt_tokens": config.max_prompt_tokens,
             "rkc_k": config.rkc_k, "training": {"stage1": _record(config, items, out)}}
     return save_with_index(out / "model", lvlm, tokenizer, head, meta, g, index_meta(items, labels, config.domain),
@@ -442,7 +451,8 @@ def _record(config: LMMRGCLConfig, items: list[dict], out: Path) -> dict:
 
 
 # -- stage 2 -------------------------------------------------------------------------------------------
-def cached_h(out: Path, lvlm, items: list[dict], pad_id: int, key: str, log, from_layer: int = 0) -> np.ndarray:
+def cached_h(out: Path, lvlm, items: list[dict], pad_id: int, key: str, log, from_layer: int = 0,
+             pool: str = "last") -> np.ndarray:
     """h of ``items``, computed once per (model, memes) and kept in ``out/h-KEY.safetensors``."""
     import hashlib
 
@@ -451,11 +461,11 @@ def cached_h(out: Path, lvlm, items: list[dict], pad_id: int, key: str, log, fro
     from somelvlm.atomic import atomic_path
 
     digest = hashlib.sha256("\n".join(it["id"] for it in items).encode()).hexdigest()[:12]
-    path = out / f"h-{key}-{digest}.safetensors"
+    path = out / f"h-{key}-{pool}-{digest}.safetensors"
     if path.is_file():
         return load_file(str(path))["h"]
     t0 = time.perf_counter()
-    h = compute_h(lvlm, items, pad_id, from_layer=from_layer)
+    h = compute_h(lvlm, items, pad_id, from_layer=from_layer, pool=pool)
     with atomic_path(path) as tmp:
         save_file({"h": h}, str(tmp))
     log(f"h of {len(items)} memes in {time.perf_counter() - t0:.0f} s -> {path.name}")
@@ -559,8 +569,9 @@ def train_stage2(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
     key = s1.get("adapter_digest", "s1")
     pad = tokenizer.pad_token_id
     from_layer = frozen_prefix(lvlm, items + val_items, config, s1["init"]["digest"], pad, s1.get("lora_layers"), log)
-    h = cached_h(out, lvlm, items, pad, key, log, from_layer)
-    h_val = cached_h(out, lvlm, val_items, pad, key, log, from_layer) if val_items else np.zeros((0, h.shape[1]), np.float32)
+    pool = s1.get("h_pool", "last")
+    h = cached_h(out, lvlm, items, pad, key, log, from_layer, pool)
+    h_val = cached_h(out, lvlm, val_items, pad, key, log, from_layer, pool) if val_items else np.zeros((0, h.shape[1]), np.float32)
     if config.head_init == "fresh":
         torch.manual_seed(config.seed)
         head = MemeHead(head_config(config, h.shape[1]))
