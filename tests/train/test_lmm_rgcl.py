@@ -222,3 +222,27 @@ def test_stage2_standardises_h_with_its_training_stats_and_inference_applies_the
     z = ((out["h"] - state["h_mean"].numpy()) / state["h_std"].numpy()) @ state["embed.weight"].numpy().T
     g = torch.nn.functional.gelu(torch.from_numpy(z + state["embed.bias"].numpy())).numpy()
     assert np.allclose(out["g"], g, atol=1e-4)
+
+
+def test_mean_pooled_h_is_the_mean_over_prompt_tokens_and_the_answer_still_reads_the_last(trained):
+    """``pool="mean"``: h averages the last hidden states over the prompt tokens (padding and answer
+    tokens left out); the label-word logits still come from the last prompt token."""
+    from somelvlm.models.lmm_rgcl import collate_memes, encode_meme, load_init, lvlm_forward
+
+    lvlm, tok, _ = load_init(str(trained["root"] / "lm"))
+    lvlm.eval()
+    items = [encode_meme(tok, f"Is this hateful? {t}", "hate", 0, False, 64) for t in ["idiot", BAD[1]]]
+    batch = collate_memes(items, tok.pad_token_id)
+    with torch.no_grad():
+        mean = lvlm_forward(lvlm, batch, option_tokens=[5, 7], pool="mean")
+        last = lvlm_forward(lvlm, batch, option_tokens=[5, 7], pool="last")
+        hidden = lvlm.lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                         output_hidden_states=True).hidden_states[-1]
+    for row, it in enumerate(items):
+        assert torch.allclose(mean["h"][row], hidden[row, :it["last"] + 1].mean(0), atol=1e-5)
+        assert torch.allclose(last["h"][row], hidden[row, it["last"]], atol=1e-5)
+    assert torch.allclose(mean["options"], last["options"]) and torch.allclose(mean["last"], last["h"])
+    with pytest.raises(ValueError, match="pool"):
+        lvlm_forward(lvlm, batch, pool="max")
+    config = json.loads((trained["s2"] / "model" / "config.json").read_text())
+    assert config["h_pool"] == "mean"
