@@ -56,6 +56,12 @@ NOTES = [
     ("- Trained models are asked their own training question (harmful_meme) on target memes; the zero-shot model "
     "is asked the target task's question. Generation rows score P(positive) from the first answer token's "
     "probabilities over the label words' first tokens."),
+    ("- The head (`--head-norm standard --h-pool mean`, the defaults since the g-collapse fix): h is the mean of the "
+    "last hidden states over the prompt tokens, standardised per channel with the training memes' mean / std before "
+    "the MLP; chosen on Harm-C val only (benchmarks/results/lmm_rgcl_head_norm.md). Results from before the fix "
+    "(last-token h, raw or LayerNorm: g of all memes at cosine ~0.998) are in git history."),
+    ("- Stage 2 keeps the epoch with the best source-val macro-F1 (first on ties); on 40 val memes that was epoch 1 "
+    "in every seed so far, so 'stage 1 + 2' is the stage-1 head after one RGCL epoch."),
     ("- The frozen-feature floor (train/rgcl.py: MiniLM text features, product fusion with a zero image) is trained "
     "on the same source memes and selected on the same val memes."),
 ]
@@ -352,7 +358,7 @@ def _table_row(row: str, ms: dict) -> str:
         return f"{ms[m]['mean']:.1f}" if m in ms else ""
 
     n = len(ms["macro_f1"]["seeds"]) if "macro_f1" in ms else 0
-    return (f"| {row} | {cell('macro_f1')} | {cell('auroc')} | {one('valid_first_token')} | "
+    return (f"| {row} | {cell('macro_f1')} | {cell('auroc')} | {cell('accuracy')} | {one('valid_first_token')} | "
             f"{one('acc_first_token')} | {one('acc_star_first_token')} | {n} |")
 
 
@@ -360,10 +366,11 @@ def markdown(results: dict, args) -> str:
     command = (f"`python benchmarks/lmm_rgcl.py --pairs {' '.join(args.pairs)} --seeds {' '.join(map(str, args.seeds))} "
                f"--steps {args.steps} --max-train {args.max_train} --source-test {args.source_test} "
                f"--head-norm {args.head_norm} --h-pool {args.h_pool} --head-embed {args.head_embed}` on {results['machine']}.")
-    legend = ("Target-domain test, mean +- std over seeds (per-seed numbers in lmm_rgcl.json). P(positive) >= 0.5 "
-              "for macro-F1; AUROC on the probability (RKC: sigmoid of its score). 'first token' columns: the "
+    legend = ("Target-domain test, mean +- std over seeds (per-seed numbers in the JSON). P(positive) >= 0.5 "
+              "for macro-F1 and accuracy; AUROC on the probability (RKC: sigmoid of its score). 'first token' columns: the "
               "greedy first answer token is a label word (valid) / on the right side, positive or not (Acc over all memes, Acc* over valid answers).")
-    header = ["| row | macro-F1 | AUROC | valid first token | Acc | Acc* | seeds |", "|---|---:|---:|---:|---:|---:|---:|"]
+    header = ["| row | macro-F1 | AUROC | accuracy | valid first token | Acc | Acc* | seeds |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     lines = ["# LMM-RGCL cross-domain protocol (CPU scale)", "", command, "", legend, ""]
     for pair, res in results["pairs"].items():
         lines += [f"## {pair} ({res['sizes']})", "", *header]
