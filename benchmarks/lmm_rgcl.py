@@ -60,8 +60,9 @@ NOTES = [
     "last hidden states over the prompt tokens, standardised per channel with the training memes' mean / std before "
     "the MLP; chosen on Harm-C val only (benchmarks/results/lmm_rgcl_head_norm.md). Results from before the fix "
     "(last-token h, raw or LayerNorm: g of all memes at cosine ~0.998) are in git history."),
-    ("- Stage 2 keeps the epoch with the best source-val macro-F1 (first on ties); on 40 val memes that was epoch 1 "
-    "in every seed so far, so 'stage 1 + 2' is the stage-1 head after one RGCL epoch."),
+    ("- Stage 2 keeps the epoch with the best source-val macro-F1 (the first on ties); with 40 Harm-C val memes "
+    "that was epoch 1 in every seed (val macro-F1 flat over the 30 epochs), so there 'stage 1 + 2' is the stage-1 "
+    "head after one RGCL epoch; the best epochs per seed are in each run's stage2/model/config.json."),
     ("- The frozen-feature floor (train/rgcl.py: MiniLM text features, product fusion with a zero image) is trained "
     "on the same source memes and selected on the same val memes."),
 ]
