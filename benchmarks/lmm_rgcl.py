@@ -377,8 +377,8 @@ def markdown(results: dict, args) -> str:
         lines += [f"## {pair} ({res['sizes']})", "", *header]
         lines += [_table_row(row, ms) for row, ms in res["summary"]["target"].items()]
         if res.get("g_cosines"):
-            lines += ["", "Stage-2 g: mean cosine of each source training meme with its mined positive / hard negative, "
-                      "between all training memes, between all target test memes (per seed):", "",
+            lines += ["", ("Stage-2 g: mean cosine of each source training meme with its mined positive / hard negative, "
+                           "between all training memes, between all target test memes (per seed):"), "",
                       "| seed | positive | hard negative | all train pairs | all target pairs |", "|---|---:|---:|---:|---:|"]
             lines += [f"| {seed} | {c['pos']} | {c['hard_neg']} | {c['train_all_pairs']} | {c['target_all_pairs']} |"
                       for seed, c in res["g_cosines"].items()]

@@ -123,12 +123,11 @@ VARIANTS = [("none", "post", "last"), ("layer", "post", "last"), ("standard", "p
 
 def main(argv: list[str] | None = None) -> None:
     import torch
+    from _machine import cpu_name
 
     from somelvlm.data.meme_domains import load_domain, sample
     from somelvlm.models.lmm_rgcl import HeadConfig, MemeHead
     from somelvlm.train.lmm_rgcl import LMMRGCLConfig, binary_metrics, head_probs, train_head_rgcl
-
-    from _machine import cpu_name
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--stage1", required=True, help="a stage-1 model folder (its LMM is frozen here)")
@@ -186,8 +185,8 @@ def main(argv: list[str] | None = None) -> None:
 def markdown(r: dict, args) -> str:
     a = r["h_last"]
     lines = ["# LMM-RGCL: the stage-2 g collapse and the head input, chosen on source validation", "",
-             f"`python benchmarks/lmm_rgcl_head_norm.py --stage1 {args.stage1} --source {args.source} "
-             f"--max-train {args.max_train} --seeds {' '.join(map(str, args.seeds))}` on {r['machine']}.", "",
+             (f"`python benchmarks/lmm_rgcl_head_norm.py --stage1 {args.stage1} --source {args.source} "
+              f"--max-train {args.max_train} --seeds {' '.join(map(str, args.seeds))}` on {r['machine']}."), "",
              "## h, the frozen stage-1 LMM's last hidden state at the last prompt token (training memes)", "",
              "| | value |", "|---|---|",
              f"| cosine between memes, raw (mean / p5 / min) | {a['cosine_raw']['mean']} / {a['cosine_raw']['p5']} / {a['cosine_raw']['min']} |",
@@ -198,12 +197,12 @@ def markdown(r: dict, args) -> str:
              f"| median channel std | {a['median_channel_std']} |",
              f"| share of the variance in the top 1 / 10 channels | {a['variance_share_top1_top10']} |",
              f"| mean-pooled h: cosine raw / centred | {r['h_mean_pooled']['cosine_raw']['mean']} / {r['h_mean_pooled']['cosine_centred']['mean']} |",
-             "", f"The saved stage-1 head ({r['stage1_head']['config']}): mean cosine of g with the mined positive "
-             f"{r['stage1_head']['g']['pos']}, with the hard negative {r['stage1_head']['g']['hard_neg']}, "
-             f"between all memes {r['stage1_head']['g']['all_pairs']}.", "",
+             "", (f"The saved stage-1 head ({r['stage1_head']['config']}): mean cosine of g with the mined positive "
+                  f"{r['stage1_head']['g']['pos']}, with the hard negative {r['stage1_head']['g']['hard_neg']}, "
+                  f"between all memes {r['stage1_head']['g']['all_pairs']}."), "",
              "## A fresh head trained by stage 2's loop (RGCL hybrid loss), per head input", "",
-             "Source val (all val memes), last epoch, mean +- std over seeds; g cosines on the training memes "
-             "(seed 0) before / after training.", "",
+             ("Source val (all val memes), last epoch, mean +- std over seeds; g cosines on the training memes "
+              "(seed 0) before / after training."), "",
              "| head input | val AUROC | val macro-F1 | g cos pos (before -> after) | g cos hard neg | g cos all pairs |",
              "|---|---:|---:|---:|---:|---:|"]
     for name, v in r["variants"].items():

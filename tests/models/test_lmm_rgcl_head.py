@@ -42,7 +42,7 @@ def test_standardised_head_applies_saved_training_stats_identically_after_reload
     save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(tmp_path / "head.safetensors"))
     state = load_file(str(tmp_path / "head.safetensors"))
     assert {"h_mean", "h_std", "h_fitted"} <= set(state)
-    again = MemeHead(HeadConfig(**{"in_dim": 12, "width": 8, "dropout": 0.0, "norm": "standard"})).eval()
+    again = MemeHead(HeadConfig(in_dim=12, width=8, dropout=0.0, norm="standard")).eval()
     again.load_state_dict(state)
     back = again(new)
     assert torch.equal(back["g"], out["g"]) and torch.equal(back["logit"], out["logit"])

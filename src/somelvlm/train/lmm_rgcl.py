@@ -97,14 +97,10 @@ class LMMRGCLConfig:
     """Width of g (the paper: 1024)."""
     head_dropout: float = 0.1
     head_norm: str = "standard"
-    """What the head does to h first (``models.lmm_rgcl.HEAD_NORMS``): ``standard`` = per-channel
-    ``(h - mean) / std`` with the training memes' statistics (stage 1: h of the init model before any
-    step; stage 2: h of the frozen stage-1 LMM), saved in the head; ``layer`` = LayerNorm; ``none``.
-    Old YAMLs: true = layer, false = none."""
+    """``models.lmm_rgcl.HEAD_NORMS``: ``standard`` = per-channel ``(h - mean) / std``, training memes'
+    statistics saved in the head (stage 1: the init model's h; stage 2: the frozen LMM's); ``layer``; ``none``."""
     h_pool: str = "mean"
-    """h = the last hidden states' mean over the prompt tokens (``mean``) or at the last prompt token
-    (``last``, the paper's): ``models.lmm_rgcl.H_POOLS``; saved into the model, stage 2 and inference
-    follow it."""
+    """``models.lmm_rgcl.H_POOLS``: h = mean over the prompt tokens or the last one's (the paper's); saved."""
     head_embed: str = "post"
     """Where g is read (``models.lmm_rgcl.HEAD_EMBEDS``): after the first layer's GELU or before it."""
     cache_frozen_layers: bool = False
@@ -154,9 +150,7 @@ class LMMRGCLConfig:
             raise ValueError(f"head_init must be stage1 or fresh, got {self.head_init!r}")
         if self.k < 2 or not 1 <= self.hard_negatives <= self.k:
             raise ValueError("k must be >= 2 and 1 <= hard_negatives <= k")
-        from somelvlm.models.lmm_rgcl import HeadConfig
-
-        from somelvlm.models.lmm_rgcl import H_POOLS
+        from somelvlm.models.lmm_rgcl import H_POOLS, HeadConfig
 
         self.head_norm = HeadConfig(in_dim=1, norm=self.head_norm, embed=self.head_embed).norm  # checks both
         if self.h_pool not in H_POOLS:
@@ -356,7 +350,12 @@ def train_stage1(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
 
     from somelvlm.models.lmm_rgcl import collate_memes
     from somelvlm.taxonomy.registry import get_task
-    from somelvlm.train.loop import apply_step, length_grouped_batches, optimizer_and_resume, save_step_checkpoint
+    from somelvlm.train.loop import (
+        apply_step,
+        length_grouped_batches,
+        optimizer_and_resume,
+        save_step_checkpoint,
+    )
 
     out = stage_dir(config)
     train_memes, _, skipped = split_memes(config)
