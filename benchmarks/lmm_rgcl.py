@@ -56,6 +56,13 @@ NOTES = [
     ("- Trained models are asked their own training question (harmful_meme) on target memes; the zero-shot model "
     "is asked the target task's question. Generation rows score P(positive) from the first answer token's "
     "probabilities over the label words' first tokens."),
+    ("- The head (`--head-norm standard --h-pool mean`, the defaults since the g-collapse fix): h is the mean of the "
+    "last hidden states over the prompt tokens, standardised per channel with the training memes' mean / std before "
+    "the MLP; chosen on Harm-C val only (benchmarks/results/lmm_rgcl_head_norm.md). Results from before the fix "
+    "(last-token h, raw or LayerNorm: g of all memes at cosine ~0.998) are in git history."),
+    ("- Stage 2 keeps the epoch with the best source-val macro-F1 (the first on ties); with 40 Harm-C val memes "
+    "that was epoch 1 in every seed (val macro-F1 flat over the 30 epochs), so there 'stage 1 + 2' is the stage-1 "
+    "head after one RGCL epoch; the best epochs per seed are in each run's stage2/model/config.json."),
     ("- The frozen-feature floor (train/rgcl.py: MiniLM text features, product fusion with a zero image) is trained "
     "on the same source memes and selected on the same val memes."),
 ]
@@ -95,7 +102,8 @@ def train_runs(args, source: str, sets: dict, seed: int) -> dict[str, Path]:
     data = write_jsonl(root / "memes.jsonl", sets["train"] + sets["val"], {m.id: "val" for m in sets["val"]})
     task = sets["train"][0].task
     common = {"domain": str(data), "task": task, "init": args.init, "seed": seed, "max_steps": args.steps, "epochs": 1000,
-              "max_len": args.max_len, "log_every": 10, "checkpoint_every": 25, "num_threads": args.threads}
+              "max_len": args.max_len, "log_every": 10, "checkpoint_every": 25, "num_threads": args.threads,
+              "head_norm": args.head_norm, "head_embed": args.head_embed, "h_pool": args.h_pool}
     cfg = REPO / "configs" / f"lmm-rgcl-{source}.yaml"
     out = {}
     for name, extra in (("sft", {"l1": 0.0, "l2": 0.0}), ("lmm", {})):
@@ -116,8 +124,9 @@ class Scorer:
     """The LMM's outputs on memes through the cached frozen layers: h, P(positive) from the label
     words' first-token probabilities, and the greedy first token (valid answer or not)."""
 
-    def __init__(self, lvlm, tokenizer, init_digest: str, from_layer: int, args) -> None:
+    def __init__(self, lvlm, tokenizer, init_digest: str, from_layer: int, args, pool: str = "last") -> None:
         self.lvlm, self.tok, self.digest, self.from_layer, self.args = lvlm, tokenizer, init_digest, from_layer, args
+        self.pool = pool
         lvlm.eval()
 
     def __call__(self, memes: list, task) -> dict[str, np.ndarray]:
@@ -141,10 +150,11 @@ class Scorer:
         with torch.inference_mode():
             for s in range(0, len(items), 16):
                 batch = collate_memes(items[s:s + 16], self.tok.pad_token_id)
-                f = lvlm_forward(self.lvlm, batch, lm_loss=False, option_tokens=tokens, from_layer=self.from_layer)
+                f = lvlm_forward(self.lvlm, batch, lm_loss=False, option_tokens=tokens, from_layer=self.from_layer,
+                                 pool=self.pool)
                 out["h"].append(f["h"].float().numpy())
                 out["gen"].append(positive_from_options(f["options"]))
-                out["top"].append(self.lvlm.lm.get_output_embeddings()(f["h"]).argmax(-1).numpy())
+                out["top"].append(self.lvlm.lm.get_output_embeddings()(f["last"]).argmax(-1).numpy())
         res = {k: np.concatenate(v) for k, v in out.items()}
         res["y"] = np.array([m.positive for m in memes], np.int64)
         res["valid"] = np.isin(res["top"], tokens)
@@ -200,6 +210,24 @@ def rkc_p(index_folder: Path, g: np.ndarray, labels: list[str], k: int, add: tup
     return np.array([1 / (1 + np.exp(-r["score"])) for r in rkc_predict(memory, g, labels, k)], np.float32)
 
 
+def g_cosines(index_folder: Path, labels: list[str], g_target: np.ndarray, k: int = 12) -> dict[str, float]:
+    """How spread the stage-2 g are: mean cosine of each source training meme's g (the index) with its
+    mined pseudo-gold positive and hard negative (what RGCL pulls apart), between all training memes,
+    and between all target test memes."""
+    from somelvlm.retrieval.index import MemoryIndex
+    from somelvlm.train.rgcl import mine
+
+    memory = MemoryIndex.load(index_folder)
+    g = memory.index.reconstruct_n(0, len(memory))                                   # (n, width), unit rows
+    y = np.array([labels.index(lab) for lab in memory.meta["label"]], np.int64)
+    pos, neg = mine(g, y, k, 1)
+    pair = lambda ix: float(np.mean([g[i] @ g[j] for i, j in enumerate(ix) if j >= 0]))
+    allpairs = lambda x: float((x @ x.T)[np.triu_indices(len(x), 1)].mean())
+    t = g_target / np.maximum(np.linalg.norm(g_target, axis=1, keepdims=True), 1e-12)
+    return {"pos": round(pair(pos), 4), "hard_neg": round(pair(neg[:, 0]), 4), "train_all_pairs": round(allpairs(g), 4),
+            "target_all_pairs": round(allpairs(t), 4)}
+
+
 def adapt_sample(pool: list, n: int, seed: int) -> list:
     from somelvlm.data.meme_domains import sample
 
@@ -220,7 +248,7 @@ def lmm_rows(args, sets: dict, seed: int, models: dict) -> dict:
     for key in ("sft-s1", "lmm-s2"):
         lvlm, tok, _, config = load_parts(models[key], merge=False)
         upto = max(0, lvlm.lm.config.num_hidden_layers - (config["lora_layers"] or 10**6))
-        scorer = Scorer(lvlm, tok, config["init"]["digest"], upto, args)
+        scorer = Scorer(lvlm, tok, config["init"]["digest"], upto, args, config.get("h_pool", "last"))
         tgt = scorer(sets["target_test"], src_task)
         if key == "sft-s1":
             rows["plain SFT (generation)"] = gen_row(tgt)
@@ -236,6 +264,7 @@ def lmm_rows(args, sets: dict, seed: int, models: dict) -> dict:
         rows["stage 1 + 2 (MLP)"] = metrics(tgt["y"], p2)
         labels, k = s2_config["labels"], s2_config.get("rkc_k", 20)
         rows["stage 1 + 2 + RKC"] = metrics(tgt["y"], rkc_p(models["lmm-s2"] / "index", g2, labels, k))
+        g_stats = g_cosines(models["lmm-s2"] / "index", labels, g2)
         pool = scorer(sets["target_pool"], src_task)
         _, g_pool = apply_head(h2, pool["h"])
         ids = {m.id: i for i, m in enumerate(sets["target_pool"])}
@@ -251,7 +280,7 @@ def lmm_rows(args, sets: dict, seed: int, models: dict) -> dict:
             in_domain["stage 1 + 2 + RKC"] = metrics(s["y"], rkc_p(models["lmm-s2"] / "index",
                                                                    apply_head(h2, s["h"])[1], labels, k))
         del lvlm
-    return {"target": rows, "source": in_domain}
+    return {"target": rows, "source": in_domain, "g_cosines": g_stats}
 
 
 def zero_shot_rows(args, sets: dict, lora_layers: int) -> dict:
@@ -330,21 +359,29 @@ def _table_row(row: str, ms: dict) -> str:
         return f"{ms[m]['mean']:.1f}" if m in ms else ""
 
     n = len(ms["macro_f1"]["seeds"]) if "macro_f1" in ms else 0
-    return (f"| {row} | {cell('macro_f1')} | {cell('auroc')} | {one('valid_first_token')} | "
+    return (f"| {row} | {cell('macro_f1')} | {cell('auroc')} | {cell('accuracy')} | {one('valid_first_token')} | "
             f"{one('acc_first_token')} | {one('acc_star_first_token')} | {n} |")
 
 
 def markdown(results: dict, args) -> str:
     command = (f"`python benchmarks/lmm_rgcl.py --pairs {' '.join(args.pairs)} --seeds {' '.join(map(str, args.seeds))} "
-               f"--steps {args.steps} --max-train {args.max_train}` on {results['machine']}.")
-    legend = ("Target-domain test, mean +- std over seeds (per-seed numbers in lmm_rgcl.json). P(positive) >= 0.5 "
-              "for macro-F1; AUROC on the probability (RKC: sigmoid of its score). 'first token' columns: the "
+               f"--steps {args.steps} --max-train {args.max_train} --source-test {args.source_test} "
+               f"--head-norm {args.head_norm} --h-pool {args.h_pool} --head-embed {args.head_embed}` on {results['machine']}.")
+    legend = ("Target-domain test, mean +- std over seeds (per-seed numbers in the JSON). P(positive) >= 0.5 "
+              "for macro-F1 and accuracy; AUROC on the probability (RKC: sigmoid of its score). 'first token' columns: the "
               "greedy first answer token is a label word (valid) / on the right side, positive or not (Acc over all memes, Acc* over valid answers).")
-    header = ["| row | macro-F1 | AUROC | valid first token | Acc | Acc* | seeds |", "|---|---:|---:|---:|---:|---:|---:|"]
+    header = ["| row | macro-F1 | AUROC | accuracy | valid first token | Acc | Acc* | seeds |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     lines = ["# LMM-RGCL cross-domain protocol (CPU scale)", "", command, "", legend, ""]
     for pair, res in results["pairs"].items():
         lines += [f"## {pair} ({res['sizes']})", "", *header]
         lines += [_table_row(row, ms) for row, ms in res["summary"]["target"].items()]
+        if res.get("g_cosines"):
+            lines += ["", ("Stage-2 g: mean cosine of each source training meme with its mined positive / hard negative, "
+                           "between all training memes, between all target test memes (per seed):"), "",
+                      "| seed | positive | hard negative | all train pairs | all target pairs |", "|---|---:|---:|---:|---:|"]
+            lines += [f"| {seed} | {c['pos']} | {c['hard_neg']} | {c['train_all_pairs']} | {c['target_all_pairs']} |"
+                      for seed, c in res["g_cosines"].items()]
         if res["summary"].get("source"):
             lines += ["", f"In-domain ({res['source_split']} of the source):", "", *header]
             lines += [_table_row(row, ms) for row, ms in res["summary"]["source"].items()]
@@ -372,6 +409,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-len", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--lora-layers", type=int, default=4, help="as in the config: the zero-shot row shares its cache")
+    p.add_argument("--head-norm", default="standard", help="the head's input: standard / layer / none")
+    p.add_argument("--h-pool", default="mean", help="h: mean over the prompt tokens (mean) or the last one (last)")
+    p.add_argument("--head-embed", default="post", help="g after (post) or before (pre) the head's GELU")
     p.add_argument("--out", default=str(HERE / "results" / "lmm_rgcl"))
     args = p.parse_args(argv)
     import torch
@@ -405,6 +445,8 @@ def main(argv: list[str] | None = None) -> None:
                 summarise([r["source"] for r in per_seed])
         results["pairs"][pair] = {
             "summary": summary, "per_seed": done["seeds"], "zero_shot": done["zero_shot"],
+            "g_cosines": {str(s): done["seeds"][str(s)]["g_cosines"] for s in args.seeds
+                          if "g_cosines" in done["seeds"].get(str(s), {})},
             "sizes": f"{len(sets['train'])} source training memes, {len(sets['val'])} val, "
                      f"{len(sets['target_test'])} target test, {len(sets['source_test'])} source test",
             "source_split": "test split"}

@@ -190,3 +190,59 @@ def test_the_cli_command_runs_the_recipe_from_a_config():
     with pytest.raises(SystemExit) as e:  # a config typo is one line, exit 2, before any training
         main(["train", "lmm-rgcl", "--stage", "1", "--config", str(REPO / "configs" / "lmm-rgcl-harm-c.yaml"), "--l0", "heavy"])
     assert e.value.code == 2
+
+
+def test_stage2_standardises_h_with_its_training_stats_and_inference_applies_the_same(trained):
+    """The head's saved mean / std are the stage-2 training memes' h statistics, and the loaded model
+    embeds a training meme to the same g the index holds for it (same standardisation at inference)."""
+    from safetensors.numpy import load_file as load_np
+    from safetensors.torch import load_file
+
+    from somelvlm.models import load_model
+    from somelvlm.retrieval.index import MemoryIndex
+
+    s2 = trained["s2"]
+    config = json.loads((s2 / "model" / "config.json").read_text())
+    assert config["head"]["norm"] == "standard" and config["head"]["embed"] == "post"
+    state = load_file(str(s2 / "model" / "head.safetensors"))
+    h_files = sorted(s2.glob("h-*.safetensors"), key=lambda p: len(load_np(str(p))["h"]))
+    h = load_np(str(h_files[-1]))["h"]  # the training memes (12) vs val (4)
+    assert len(h) == 12 and int(state["h_fitted"]) == 12
+    assert np.allclose(state["h_mean"].numpy(), h.mean(0), atol=1e-5)
+    assert np.allclose(state["h_std"].numpy(), np.maximum(h.std(0, ddof=1), 1e-4), atol=1e-5)
+    # training: the index holds g of the training memes' h (rows in the same order) through the saved head
+    memory = MemoryIndex.load(s2 / "model" / "index")
+    stored = memory.index.reconstruct_n(0, len(memory))
+    model = load_model(s2 / "model")
+    with torch.no_grad():
+        g_train = model.head(torch.from_numpy(h))["g"].numpy()
+    assert np.allclose(g_train / np.linalg.norm(g_train, axis=1, keepdims=True), stored, atol=1e-5)
+    # inference: the loaded model's g of new text is GELU(W (h - saved mean) / saved std + b)
+    out = model.forward(["shut up you idiot", "a lovely day"])
+    z = ((out["h"] - state["h_mean"].numpy()) / state["h_std"].numpy()) @ state["embed.weight"].numpy().T
+    g = torch.nn.functional.gelu(torch.from_numpy(z + state["embed.bias"].numpy())).numpy()
+    assert np.allclose(out["g"], g, atol=1e-4)
+
+
+def test_mean_pooled_h_is_the_mean_over_prompt_tokens_and_the_answer_still_reads_the_last(trained):
+    """``pool="mean"``: h averages the last hidden states over the prompt tokens (padding and answer
+    tokens left out); the label-word logits still come from the last prompt token."""
+    from somelvlm.models.lmm_rgcl import collate_memes, encode_meme, load_init, lvlm_forward
+
+    lvlm, tok, _ = load_init(str(trained["root"] / "lm"))
+    lvlm.eval()
+    items = [encode_meme(tok, f"Is this hateful? {t}", "hate", 0, False, 64) for t in ["idiot", BAD[1]]]
+    batch = collate_memes(items, tok.pad_token_id)
+    with torch.no_grad():
+        mean = lvlm_forward(lvlm, batch, option_tokens=[5, 7], pool="mean")
+        last = lvlm_forward(lvlm, batch, option_tokens=[5, 7], pool="last")
+        hidden = lvlm.lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                         output_hidden_states=True).hidden_states[-1]
+    for row, it in enumerate(items):
+        assert torch.allclose(mean["h"][row], hidden[row, :it["last"] + 1].mean(0), atol=1e-5)
+        assert torch.allclose(last["h"][row], hidden[row, it["last"]], atol=1e-5)
+    assert torch.allclose(mean["options"], last["options"]) and torch.allclose(mean["last"], last["h"])
+    with pytest.raises(ValueError, match="pool"):
+        lvlm_forward(lvlm, batch, pool="max")
+    config = json.loads((trained["s2"] / "model" / "config.json").read_text())
+    assert config["h_pool"] == "mean"

@@ -3,8 +3,9 @@
 1. **By generation**, in the task's own label words (the LM was tuned to keep answering in text):
    ``answer`` / ``generate``; ``method="generation"`` reads the same answer as probabilities of the
    label words' first tokens.
-2. **By its MLP head** on ``h``, the LM's last hidden state at the last prompt token
-   (``predict_proba``: the ``Classifier`` protocol, so ``load_model`` and the ``Pipeline`` use it).
+2. **By its MLP head** on ``h``, the LM's last hidden state at the last prompt token or its mean over
+   the prompt tokens (``h_pool`` in config.json), standardised per channel with the training memes'
+   statistics (``predict_proba``: the ``Classifier`` protocol, so ``load_model`` and the ``Pipeline`` use it).
 3. **By RKC** over a FAISS memory of the training memes' head embeddings ``g`` (the folder's
    ``index/``, through the pipeline's RKC stage: ``Pipeline(model, rkc=FOLDER/index)``); labelled memes
    of a new domain are added with ``somelvlm index add`` and change RKC's answers with no retraining.
@@ -19,7 +20,7 @@ A saved model is a folder (written by ``train.lmm_rgcl``)::
                             "connector": {...} | null, "prompt_index", "max_prompt_tokens", ...}
     adapter/               peft LoRA adapter of the LM
     connector.safetensors  (when the model reads images)
-    head.safetensors       the 2-layer MLP: h -> g -> logit
+    head.safetensors       the 2-layer MLP: h -> g -> logit (with the training h's per-channel mean / std)
     index/                 MemoryIndex of g over the training memes, stamped with this model
 
 >>> model = load_model("runs/lmm-rgcl/harm-c-s2/model")                 # doctest: +SKIP
@@ -45,6 +46,16 @@ EMBEDDING = "lmm_rgcl_g"
 
 
 # -- the head ------------------------------------------------------------------------------------------
+HEAD_NORMS = ("none", "layer", "standard")
+"""What the head does to h first: nothing; LayerNorm (per meme, across channels); or ``standard``:
+per-channel standardisation ``(h - mean) / std`` with the TRAINING memes' statistics, kept in the head's
+state (``h_mean``, ``h_std``: saved in head.safetensors, the same numbers at training and inference)."""
+
+HEAD_EMBEDS = ("post", "pre")
+"""Where g, the embedding RGCL mines and RKC indexes, is read: after the first layer's GELU (``post``) or
+its linear output before it (``pre``); the logit is computed from the GELU output either way."""
+
+
 @dataclass
 class HeadConfig:
     """Shape of the MLP head (saved under ``head`` in config.json)."""
@@ -54,27 +65,67 @@ class HeadConfig:
     width: int = 256
     """Width of g, the first layer's output (the paper: 1024)."""
     dropout: float = 0.1
-    norm: bool = False
-    """LayerNorm on h first: an LM's last hidden state has a few channels far larger than the rest, and
-    without it g of every meme pointed the same way (cosine 0.997 with SmolLM2), so RGCL could not act."""
+    norm: str = "none"
+    """One of ``HEAD_NORMS`` (old folders: true = ``layer``, false = ``none``). SmolLM2's h is one shared
+    vector plus a small per-meme part (99.4% of its squared norm is the training mean, cosine 0.994
+    between any two memes), so without removing the mean g of every meme pointed the same way;
+    LayerNorm does not remove it (it centres across channels, not across memes), ``standard`` does."""
+    embed: str = "post"
+    """One of ``HEAD_EMBEDS``."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.norm, bool):
+            self.norm = "layer" if self.norm else "none"
+        if self.norm not in HEAD_NORMS:
+            raise ValueError(f"head norm must be one of {HEAD_NORMS}, got {self.norm!r}")
+        if self.embed not in HEAD_EMBEDS:
+            raise ValueError(f"head embed must be one of {HEAD_EMBEDS}, got {self.embed!r}")
 
 
 class MemeHead(nn.Module):
-    """Two layers: ``g = GELU(Linear(LN(h)))`` (the embedding RGCL and RKC use; LN when ``norm``),
-    ``logit = Linear(dropout(g))``."""
+    """Two layers: ``z = Linear(norm(h))``, ``g = GELU(z)`` (or ``z`` itself with ``embed="pre"``): the
+    embedding RGCL and RKC use; ``logit = Linear(dropout(GELU(z)))``. With ``norm="standard"`` call
+    ``fit_standardizer`` on the training memes' h before use."""
 
     def __init__(self, config: HeadConfig) -> None:
         super().__init__()
         self.config = config
-        self.norm = nn.LayerNorm(config.in_dim) if config.norm else nn.Identity()
+        self.norm = nn.LayerNorm(config.in_dim) if config.norm == "layer" else nn.Identity()
+        if config.norm == "standard":
+            self.register_buffer("h_mean", torch.zeros(config.in_dim))
+            self.register_buffer("h_std", torch.ones(config.in_dim))
+            self.register_buffer("h_fitted", torch.zeros((), dtype=torch.long))  # memes the stats came from
         self.embed = nn.Linear(config.in_dim, config.width)
         self.drop = nn.Dropout(config.dropout)
         self.out = nn.Linear(config.width, 1)
 
+    @torch.no_grad()
+    def fit_standardizer(self, h: np.ndarray | torch.Tensor, eps: float = 1e-4) -> None:
+        """Set the per-channel mean and std from training h (n, in_dim); std floored at ``eps``."""
+        if self.config.norm != "standard":
+            raise ValueError(f"fit_standardizer needs a head with norm 'standard', this one has {self.config.norm!r}")
+        h = torch.as_tensor(np.asarray(h, dtype=np.float32) if not torch.is_tensor(h) else h).float()
+        if h.ndim != 2 or h.shape[1] != self.config.in_dim or len(h) < 2:
+            raise ValueError(f"fit_standardizer needs h of shape (n >= 2, {self.config.in_dim}), got {tuple(h.shape)}")
+        self.h_mean.copy_(h.mean(0))
+        self.h_std.copy_(h.std(0).clamp_min(eps))
+        self.h_fitted.fill_(len(h))
+
+    def normalise(self, h: torch.Tensor) -> torch.Tensor:
+        """(batch, in_dim) h as the first layer sees it."""
+        h = h.float()
+        if self.config.norm == "standard":
+            if int(self.h_fitted) == 0:
+                raise RuntimeError("this head standardises h but its statistics were never fitted "
+                                   "(MemeHead.fit_standardizer on the training memes' h)")
+            return (h - self.h_mean) / self.h_std
+        return self.norm(h)
+
     def forward(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
         """h: (batch, in_dim) -> ``{"g": (batch, width), "logit": (batch,)}``."""
-        g = nn.functional.gelu(self.embed(self.norm(h.float())))
-        return {"g": g, "logit": self.out(self.drop(g)).squeeze(-1)}
+        z = self.embed(self.normalise(h))
+        a = nn.functional.gelu(z)
+        return {"g": z if self.config.embed == "pre" else a, "logit": self.out(self.drop(a)).squeeze(-1)}
 
 
 # -- prompts, batches and the one forward pass -----------------------------------------------------------
@@ -140,10 +191,18 @@ def decoder_layers(decoder, start: int, stop: int | None, norm: bool = True):
         decoder.layers, decoder.norm = layers, final
 
 
+H_POOLS = ("last", "mean")
+"""Which prompt positions h is read from: the last prompt token's last hidden state (the paper's) or the
+mean of the last hidden states over all prompt tokens (chosen on Harm-C val for SmolLM2: the last
+token's state is dominated by what the next token will be; ``benchmarks/results/lmm_rgcl_head_norm.md``)."""
+
+
 def lvlm_forward(lvlm, batch: dict[str, torch.Tensor], lm_loss: bool = True,
-                 option_tokens: list[int] | None = None, from_layer: int = 0) -> dict[str, torch.Tensor]:
+                 option_tokens: list[int] | None = None, from_layer: int = 0,
+                 pool: str = "last") -> dict[str, torch.Tensor]:
     """One decoder pass over a batch: ``h`` (batch, lm_dim), the last hidden state at each row's last
-    prompt token; ``lm`` (scalar), the next-token cross-entropy over answer tokens (when asked and the
+    prompt token (``pool="last"``) or its mean over the prompt tokens (``pool="mean"``); ``last`` (batch,
+    lm_dim) the last prompt token's state either way (what the answer's first token comes from); ``lm`` (scalar), the next-token cross-entropy over answer tokens (when asked and the
     batch has answers); ``options`` (batch, len(option_tokens)), the logits of those first tokens of
     the answer (the generated answer's first step). With ``from_layer`` > 0 the batch carries
     ``states`` (batch, seq, lm_dim), the input of that layer (``bottom_states``), and only the layers
@@ -156,8 +215,16 @@ def lvlm_forward(lvlm, batch: dict[str, torch.Tensor], lm_loss: bool = True,
     else:
         embeds = lvlm.embed(batch["input_ids"], batch["image_mask"], batch.get("image_feats"))
         hidden = decoder(inputs_embeds=embeds, attention_mask=batch["attention_mask"], use_cache=False).last_hidden_state
+    if pool not in H_POOLS:
+        raise ValueError(f"pool must be one of {H_POOLS}, got {pool!r}")
     rows = torch.arange(hidden.shape[0], device=hidden.device)
-    out = {"h": hidden[rows, batch["last"]]}                                        # (batch, lm_dim)
+    last = hidden[rows, batch["last"]]                                              # (batch, lm_dim)
+    if pool == "mean":
+        positions = torch.arange(hidden.shape[1], device=hidden.device)
+        keep = (positions[None, :] <= batch["last"][:, None]).to(hidden.dtype)[..., None]  # (batch, seq, 1)
+        out = {"h": (hidden * keep).sum(1) / keep.sum(1), "last": last}
+    else:
+        out = {"h": last, "last": last}
     head = lvlm.lm.get_output_embeddings()
     if lm_loss and bool((batch["labels"] != -100).any()):
         target = batch["labels"][:, 1:]                                             # (batch, seq-1)
@@ -165,7 +232,7 @@ def lvlm_forward(lvlm, batch: dict[str, torch.Tensor], lm_loss: bool = True,
         logits = head(hidden[:, :-1][keep])                                         # (n_answer, vocab)
         out["lm"] = nn.functional.cross_entropy(logits.float(), target[keep])
     if option_tokens is not None:
-        out["options"] = head(out["h"])[:, option_tokens].float()                   # (batch, options)
+        out["options"] = head(last)[:, option_tokens].float()                       # (batch, options)
     return out
 
 
@@ -346,6 +413,7 @@ class LMMRGCLModel:
         self.max_len = min(self.config.get("max_prompt_tokens", 512),
                            getattr(self.lvlm.lm.config, "max_position_embeddings", 2048))
         self.head_digest = state_digest(self.head.state_dict())
+        self.pool = self.config.get("h_pool", "last")  # folders from before the option: the last token
         self._generator = None
 
     # ----- what the index is stamped with
@@ -382,7 +450,7 @@ class LMMRGCLModel:
         with torch.inference_mode():
             for s in range(0, len(items), self.batch_size):
                 batch = collate_memes(items[s:s + self.batch_size], self.tokenizer.pad_token_id)
-                f = lvlm_forward(self.lvlm, batch, lm_loss=False, option_tokens=tokens)
+                f = lvlm_forward(self.lvlm, batch, lm_loss=False, option_tokens=tokens, pool=self.pool)
                 head = self.head(f["h"])
                 out["h"].append(f["h"].float().numpy())
                 out["g"].append(head["g"].numpy())

@@ -96,8 +96,13 @@ class LMMRGCLConfig:
     head_width: int = 256
     """Width of g (the paper: 1024)."""
     head_dropout: float = 0.1
-    head_norm: bool = True
-    """LayerNorm on h before the MLP (see ``models.lmm_rgcl.HeadConfig.norm``)."""
+    head_norm: str = "standard"
+    """``models.lmm_rgcl.HEAD_NORMS``: ``standard`` = per-channel ``(h - mean) / std``, training memes'
+    statistics saved in the head (stage 1: the init model's h; stage 2: the frozen LMM's); ``layer``; ``none``."""
+    h_pool: str = "mean"
+    """``models.lmm_rgcl.H_POOLS``: h = mean over the prompt tokens or the last one's (the paper's); saved."""
+    head_embed: str = "post"
+    """Where g is read (``models.lmm_rgcl.HEAD_EMBEDS``): after the first layer's GELU or before it."""
     cache_frozen_layers: bool = False
     """Text-only memes with ``lora_layers`` set: compute the frozen layers below the LoRA ones once per
     meme (``models.lmm_rgcl.StateCache``, shared by runs from the same init model) and run only the top
@@ -145,6 +150,11 @@ class LMMRGCLConfig:
             raise ValueError(f"head_init must be stage1 or fresh, got {self.head_init!r}")
         if self.k < 2 or not 1 <= self.hard_negatives <= self.k:
             raise ValueError("k must be >= 2 and 1 <= hard_negatives <= k")
+        from somelvlm.models.lmm_rgcl import H_POOLS, HeadConfig
+
+        self.head_norm = HeadConfig(in_dim=1, norm=self.head_norm, embed=self.head_embed).norm  # checks both
+        if self.h_pool not in H_POOLS:
+            raise ValueError(f"h_pool must be one of {H_POOLS}, got {self.h_pool!r}")
         if self.max_len < 32:
             raise ValueError(f"max_len must be at least 32, got {self.max_len}")
 
@@ -219,7 +229,8 @@ def index_meta(items: list[dict], labels: list[str], source: str) -> dict[str, l
             "text": [it["meme"].text for it in items]}
 
 
-def compute_h(lvlm, items: list[dict], pad_id: int, batch_size: int = 8, from_layer: int = 0) -> np.ndarray:
+def compute_h(lvlm, items: list[dict], pad_id: int, batch_size: int = 8, from_layer: int = 0,
+              pool: str = "last") -> np.ndarray:
     """(n, lm_dim) h of items (eval mode, no gradients); ``from_layer``: items carry bottom states."""
     import torch
 
@@ -229,7 +240,7 @@ def compute_h(lvlm, items: list[dict], pad_id: int, batch_size: int = 8, from_la
     with torch.inference_mode():
         for s in range(0, len(items), batch_size):
             batch = collate_memes(items[s:s + batch_size], pad_id)
-            out.append(lvlm_forward(lvlm, batch, lm_loss=False, from_layer=from_layer)["h"].float().numpy())
+            out.append(lvlm_forward(lvlm, batch, lm_loss=False, from_layer=from_layer, pool=pool)["h"].float().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
@@ -268,7 +279,7 @@ def build_stage1(config: LMMRGCLConfig, with_images: bool):
     from peft import LoraConfig, get_peft_model
 
     from somelvlm.models.connector import ConnectorConfig, build_connector
-    from somelvlm.models.lmm_rgcl import HeadConfig, MemeHead, load_init
+    from somelvlm.models.lmm_rgcl import MemeHead, load_init
     from somelvlm.train.instruct_vlm import is_hf_vlm
 
     if is_hf_vlm(config.init):
@@ -293,8 +304,15 @@ def build_stage1(config: LMMRGCLConfig, with_images: bool):
                       target_modules=list(config.lora_targets), layers_to_transform=layers, task_type="CAUSAL_LM")
     lvlm.lm = get_peft_model(lvlm.lm, lora)
     torch.manual_seed(config.seed)
-    head = MemeHead(HeadConfig(in_dim=dim, width=config.head_width, dropout=config.head_dropout, norm=config.head_norm))
+    head = MemeHead(head_config(config, dim))
     return lvlm, tokenizer, head, init
+
+
+def head_config(config: LMMRGCLConfig, in_dim: int):
+    from somelvlm.models.lmm_rgcl import HeadConfig
+
+    return HeadConfig(in_dim=in_dim, width=config.head_width, dropout=config.head_dropout, norm=config.head_norm,
+                      embed=config.head_embed)
 
 
 def stage1_terms(lvlm, head, batch, config: LMMRGCLConfig, from_layer: int = 0) -> dict:
@@ -305,7 +323,7 @@ def stage1_terms(lvlm, head, batch, config: LMMRGCLConfig, from_layer: int = 0) 
     from somelvlm.models.lmm_rgcl import lvlm_forward
     from somelvlm.train.losses import rgcl_loss
 
-    f = lvlm_forward(lvlm, batch, lm_loss=config.l0 > 0, from_layer=from_layer)
+    f = lvlm_forward(lvlm, batch, lm_loss=config.l0 > 0, from_layer=from_layer, pool=config.h_pool)
     out = head(f["h"])
     y = batch["y"]
     terms = {"bce": F.binary_cross_entropy_with_logits(out["logit"], y)}
@@ -332,7 +350,12 @@ def train_stage1(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
 
     from somelvlm.models.lmm_rgcl import collate_memes
     from somelvlm.taxonomy.registry import get_task
-    from somelvlm.train.loop import apply_step, length_grouped_batches, optimizer_and_resume, save_step_checkpoint
+    from somelvlm.train.loop import (
+        apply_step,
+        length_grouped_batches,
+        optimizer_and_resume,
+        save_step_checkpoint,
+    )
 
     out = stage_dir(config)
     train_memes, _, skipped = split_memes(config)
@@ -345,6 +368,11 @@ def train_stage1(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
     log(f"stage 1: {len(items)} {config.domain} memes ({sum(it['y'] for it in items):.0f} positive, "
         f"{sum(it['feats'] is not None for it in items)} with images), {len(skipped)} skipped (report.json)")
     from_layer = frozen_prefix(lvlm, items, config, init["digest"], tokenizer.pad_token_id, config.lora_layers, log)
+    if head.config.norm == "standard":
+        # the statistics of h before any step: LoRA's B matrices start at zero, so this is the init model's
+        # h, the same numbers on a resumed run (checkpoints hold parameters, not these buffers)
+        lvlm.eval()
+        head.fit_standardizer(compute_h(lvlm, items, tokenizer.pad_token_id, from_layer=from_layer, pool=config.h_pool))
     trainable = {f"lm.{n}": p for n, p in lvlm.lm.named_parameters() if p.requires_grad}
     if lvlm.connector is not None:
         trainable |= {f"connector.{n}": p for n, p in lvlm.connector.named_parameters() if p.requires_grad}
@@ -386,11 +414,11 @@ def train_stage1(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
     lvlm.eval()
     head.eval()
     labels = binary_labels(task.name)
-    h = compute_h(lvlm, items, tokenizer.pad_token_id, from_layer=from_layer)
+    h = compute_h(lvlm, items, tokenizer.pad_token_id, from_layer=from_layer, pool=config.h_pool)
     with torch.no_grad():
         g = head(torch.from_numpy(h))["g"].numpy()
     meta = {"name": config.name, "task": task.name, "labels": labels, "init": init,
-            "lora_layers": config.lora_layers,
+            "lora_layers": config.lora_layers, "h_pool": config.h_pool,
             "prompt_index": config.prompt_index, "max_prompt_tokens": config.max_prompt_tokens,
             "rkc_k": config.rkc_k, "training": {"stage1": _record(config, items, out)}}
     return save_with_index(out / "model", lvlm, tokenizer, head, meta, g, index_meta(items, labels, config.domain),
@@ -422,7 +450,8 @@ def _record(config: LMMRGCLConfig, items: list[dict], out: Path) -> dict:
 
 
 # -- stage 2 -------------------------------------------------------------------------------------------
-def cached_h(out: Path, lvlm, items: list[dict], pad_id: int, key: str, log, from_layer: int = 0) -> np.ndarray:
+def cached_h(out: Path, lvlm, items: list[dict], pad_id: int, key: str, log, from_layer: int = 0,
+             pool: str = "last") -> np.ndarray:
     """h of ``items``, computed once per (model, memes) and kept in ``out/h-KEY.safetensors``."""
     import hashlib
 
@@ -431,11 +460,11 @@ def cached_h(out: Path, lvlm, items: list[dict], pad_id: int, key: str, log, fro
     from somelvlm.atomic import atomic_path
 
     digest = hashlib.sha256("\n".join(it["id"] for it in items).encode()).hexdigest()[:12]
-    path = out / f"h-{key}-{digest}.safetensors"
+    path = out / f"h-{key}-{pool}-{digest}.safetensors"
     if path.is_file():
         return load_file(str(path))["h"]
     t0 = time.perf_counter()
-    h = compute_h(lvlm, items, pad_id, from_layer=from_layer)
+    h = compute_h(lvlm, items, pad_id, from_layer=from_layer, pool=pool)
     with atomic_path(path) as tmp:
         save_file({"h": h}, str(tmp))
     log(f"h of {len(items)} memes in {time.perf_counter() - t0:.0f} s -> {path.name}")
@@ -518,7 +547,7 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict
 def train_stage2(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
     import torch
 
-    from somelvlm.models.lmm_rgcl import HeadConfig, MemeHead, load_parts
+    from somelvlm.models.lmm_rgcl import MemeHead, load_parts
     from somelvlm.taxonomy.registry import get_task
 
     out = stage_dir(config)
@@ -539,12 +568,14 @@ def train_stage2(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
     key = s1.get("adapter_digest", "s1")
     pad = tokenizer.pad_token_id
     from_layer = frozen_prefix(lvlm, items + val_items, config, s1["init"]["digest"], pad, s1.get("lora_layers"), log)
-    h = cached_h(out, lvlm, items, pad, key, log, from_layer)
-    h_val = cached_h(out, lvlm, val_items, pad, key, log, from_layer) if val_items else np.zeros((0, h.shape[1]), np.float32)
+    pool = s1.get("h_pool", "last")
+    h = cached_h(out, lvlm, items, pad, key, log, from_layer, pool)
+    h_val = cached_h(out, lvlm, val_items, pad, key, log, from_layer, pool) if val_items else np.zeros((0, h.shape[1]), np.float32)
     if config.head_init == "fresh":
         torch.manual_seed(config.seed)
-        head = MemeHead(HeadConfig(in_dim=h.shape[1], width=config.head_width, dropout=config.head_dropout,
-                                   norm=config.head_norm))
+        head = MemeHead(head_config(config, h.shape[1]))
+    if head.config.norm == "standard":
+        head.fit_standardizer(h)  # the frozen LMM's h of the training memes: the features stage 2 sees
     y = np.array([it["y"] for it in items], np.int64)
     y_val = np.array([it["y"] for it in val_items], np.int64)
     result = train_head_rgcl(head, h, y, h_val, y_val, config, log)
