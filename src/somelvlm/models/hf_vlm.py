@@ -94,6 +94,19 @@ class HFVisionGenerator:
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
 
+    @classmethod
+    def from_model(cls, model, processor, *, name: str, max_prompt_tokens: int | None = None) -> HFVisionGenerator:
+        """A generator over an already loaded (e.g. tuned and merged) VLM and its processor."""
+        self = cls.__new__(cls)
+        self.processor, self.model, self.name = processor, model.eval(), name
+        self.device = next(model.parameters()).device
+        self.model_type = model.config.model_type
+        self.max_prompt_tokens = max_prompt_tokens or 2048
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        return self
+
     @property
     def tokenizer(self):
         return getattr(self.processor, "tokenizer", self.processor)

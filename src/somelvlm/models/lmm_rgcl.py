@@ -381,12 +381,27 @@ def load_parts(folder: Path | str, merge: bool = True):
     return lvlm, tokenizer, head, config
 
 
+def init_kind(folder: Path | str) -> str | None:
+    """``init.kind`` of a saved model folder: ``lvlm`` / ``base`` (our compose LVLM) or ``hf_vlm``."""
+    from somelvlm.models import model_folder
+
+    config = json.loads((model_folder(folder) / "config.json").read_text(encoding="utf-8"))
+    return (config.get("init") or {}).get("kind")
+
+
 # -- the backend --------------------------------------------------------------------------------------------
 class LMMRGCLModel:
     """The ``lmm_rgcl`` backend: a ``Classifier`` (by the MLP head, or by the label words' probabilities
     with ``method="generation"``) that also generates (``generate``, ``answer``) and embeds memes into
     the g its index holds (``embed``, ``stamp``: what ``retrieval.stage.RKCStage`` and
     ``batch.index_build.add_to_index`` use for RKC and for adding memes)."""
+
+    def __new__(cls, folder: Path | str, **kwargs):
+        if cls is LMMRGCLModel and init_kind(folder) == "hf_vlm":  # tuned from a Hugging Face VLM
+            from somelvlm.models.lmm_rgcl_vlm import HFVLMRGCLModel
+
+            return super().__new__(HFVLMRGCLModel)
+        return super().__new__(cls)
 
     def __init__(self, folder: Path | str, *, threads: int | None = None, method: str = "head",
                  batch_size: int = 8) -> None:

@@ -1,5 +1,5 @@
 """LMM-RGCL (Mei et al., "Improved Fine-Tuning of Large Multimodal Models for Hateful Meme Detection")
-on our compose LVLM, as one flat two-stage recipe.
+on our compose LVLM, as one flat two-stage recipe (a Hugging Face VLM ``init``: ``train.lmm_rgcl_vlm``).
 
     somelvlm train lmm-rgcl --stage 1 --config configs/lmm-rgcl-harm-c.yaml
     somelvlm train lmm-rgcl --stage 2 --config configs/lmm-rgcl-harm-c.yaml
@@ -125,6 +125,8 @@ class LMMRGCLConfig:
     rkc_k: int = 20
     """Neighbours RKC votes with (saved into the model)."""
     index_kind: str = "flat"
+    quantize: str = "auto"
+    """Stage 1 on a Hugging Face VLM: ``nf4`` (QLoRA, CUDA), ``none``, or ``auto`` (nf4 when CUDA is there)."""
     num_threads: int = 2
     seed: int = 0
     max_prompt_tokens: int = 256
@@ -280,13 +282,7 @@ def build_stage1(config: LMMRGCLConfig, with_images: bool):
 
     from somelvlm.models.connector import ConnectorConfig, build_connector
     from somelvlm.models.lmm_rgcl import MemeHead, load_init
-    from somelvlm.train.instruct_vlm import is_hf_vlm
 
-    if is_hf_vlm(config.init):
-        raise NotImplementedError(
-            f"init {config.init!r} is a Hugging Face VLM: LMM-RGCL runs on our compose LVLM only so far (h from "
-            "its decoder, LoRA via peft). The hf_vlm route (h from the VLM's last hidden state at the last prompt "
-            "token, QLoRA on CUDA) is specified in configs/lmm-rgcl-qwen2vl-harm-c.yaml but not implemented")
     lvlm, tokenizer, init = load_init(config.init)
     for p in lvlm.parameters():
         p.requires_grad_(False)
@@ -317,15 +313,21 @@ def head_config(config: LMMRGCLConfig, in_dim: int):
 
 def stage1_terms(lvlm, head, batch, config: LMMRGCLConfig, from_layer: int = 0) -> dict:
     """Named loss terms of one batch: ``lm``, ``bce``, ``rgcl`` (when l2 > 0) and their weighted ``loss``."""
+    from somelvlm.models.lmm_rgcl import lvlm_forward
+
+    f = lvlm_forward(lvlm, batch, lm_loss=config.l0 > 0, from_layer=from_layer, pool=config.h_pool)
+    return head_terms(f, head, batch["y"], config)
+
+
+def head_terms(f: dict, head, y, config: LMMRGCLConfig) -> dict:
+    """Stage 1's loss terms from one forward pass ``f`` (``h`` (batch, dim), ``lm`` when computed) and
+    the 0/1 targets ``y`` (batch,): ``bce``, ``lm``, ``rgcl`` (l2 > 0) and their weighted ``loss``."""
     import torch
     import torch.nn.functional as F
 
-    from somelvlm.models.lmm_rgcl import lvlm_forward
     from somelvlm.train.losses import rgcl_loss
 
-    f = lvlm_forward(lvlm, batch, lm_loss=config.l0 > 0, from_layer=from_layer, pool=config.h_pool)
     out = head(f["h"])
-    y = batch["y"]
     terms = {"bce": F.binary_cross_entropy_with_logits(out["logit"], y)}
     loss = config.l1 * terms["bce"]
     if "lm" in f:
@@ -334,9 +336,10 @@ def stage1_terms(lvlm, head, batch, config: LMMRGCLConfig, from_layer: int = 0) 
     if config.l2 > 0:
         g = out["g"]
         sims = F.normalize(g, dim=-1) @ F.normalize(g, dim=-1).t()
-        same = (y[:, None] == y[None, :]) & ~torch.eye(len(y), dtype=torch.bool)
+        eye = torch.eye(len(y), dtype=torch.bool, device=y.device)
+        same = (y[:, None] == y[None, :]) & ~eye
         pos = torch.where(same, sims, torch.full_like(sims, -2)).argmax(-1)
-        neg = torch.where(~same & ~torch.eye(len(y), dtype=torch.bool), sims, torch.full_like(sims, -2)).argmax(-1)
+        neg = torch.where(~same & ~eye, sims, torch.full_like(sims, -2)).argmax(-1)
         r = rgcl_loss(g, y.long(), g[pos].detach(), g[neg].detach()[:, None, :],
                       hard_neg_mask=(y[neg] != y)[:, None], pos_mask=same.any(-1), temperature=config.temperature)
         terms["rgcl"] = r["rgcl"]
@@ -350,13 +353,13 @@ def train_stage1(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
 
     from somelvlm.models.lmm_rgcl import collate_memes
     from somelvlm.taxonomy.registry import get_task
-    from somelvlm.train.loop import (
-        apply_step,
-        length_grouped_batches,
-        optimizer_and_resume,
-        save_step_checkpoint,
-    )
+    from somelvlm.train.instruct_vlm import is_hf_vlm
+    from somelvlm.train.loop import optimizer_and_resume, stage1_steps
 
+    if is_hf_vlm(config.init):
+        from somelvlm.train.lmm_rgcl_vlm import train_stage1_vlm
+
+        return train_stage1_vlm(config, log)
     out = stage_dir(config)
     train_memes, _, skipped = split_memes(config)
     task = get_task(train_memes[0].task)
@@ -384,33 +387,13 @@ def train_stage1(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
                                                                        groups=groups)
     lvlm.train()
     head.train()
-    t0 = time.perf_counter()
-    with (out / "train_log.jsonl").open("a", encoding="utf-8") as logf:
-        while step < total:
-            epoch, within = divmod(step, per_epoch)
-            batches = length_grouped_batches(items, config.batch_size, config.seed + epoch)
-            for s in range(within, per_epoch):
-                if step >= total:
-                    break
-                sums: dict[str, float] = {}
-                for b in batches[s * config.grad_accum:(s + 1) * config.grad_accum]:
-                    chosen = [items[i] for i in b]
-                    batch = collate_memes(chosen, tokenizer.pad_token_id)
-                    batch["y"] = torch.tensor([it["y"] for it in chosen])
-                    terms = stage1_terms(lvlm, head, batch, config, from_layer)
-                    (terms["loss"] / config.grad_accum).backward()
-                    for n, v in terms.items():
-                        sums[n] = sums.get(n, 0.0) + float(v.detach()) / config.grad_accum
-                apply_step(optimizer, list(trainable.values()), schedule, clip=1.0)
-                step += 1
-                if step % config.log_every == 0 or step == total:
-                    row = {"step": step, "epoch": epoch, **{n: round(v, 4) for n, v in sums.items()},
-                           "lr": schedule.get_last_lr()[0], "sec": round(time.perf_counter() - t0, 1)}
-                    logf.write(json.dumps(row) + "\n")
-                    logf.flush()
-                    log(json.dumps(row))
-                if step % config.checkpoint_every == 0 or step == total:
-                    save_step_checkpoint(out / "checkpoints", step, trainable, optimizer, schedule)
+
+    def batch_terms(chosen: list[dict]) -> dict:
+        batch = collate_memes(chosen, tokenizer.pad_token_id)
+        batch["y"] = torch.tensor([it["y"] for it in chosen])
+        return stage1_terms(lvlm, head, batch, config, from_layer)
+
+    stage1_steps(config, out, items, trainable, optimizer, schedule, per_epoch, total, step, batch_terms, log)
     lvlm.eval()
     head.eval()
     labels = binary_labels(task.name)
@@ -451,8 +434,9 @@ def _record(config: LMMRGCLConfig, items: list[dict], out: Path) -> dict:
 
 # -- stage 2 -------------------------------------------------------------------------------------------
 def cached_h(out: Path, lvlm, items: list[dict], pad_id: int, key: str, log, from_layer: int = 0,
-             pool: str = "last") -> np.ndarray:
-    """h of ``items``, computed once per (model, memes) and kept in ``out/h-KEY.safetensors``."""
+             pool: str = "last", compute: Callable[[list[dict]], np.ndarray] | None = None) -> np.ndarray:
+    """h of ``items``, computed once per (model, memes) and kept in ``out/h-KEY.safetensors``;
+    ``compute(items)`` instead of the compose LVLM's ``compute_h`` when given (a Hugging Face VLM)."""
     import hashlib
 
     from safetensors.numpy import load_file, save_file
@@ -464,7 +448,7 @@ def cached_h(out: Path, lvlm, items: list[dict], pad_id: int, key: str, log, fro
     if path.is_file():
         return load_file(str(path))["h"]
     t0 = time.perf_counter()
-    h = compute_h(lvlm, items, pad_id, from_layer=from_layer, pool=pool)
+    h = compute(items) if compute else compute_h(lvlm, items, pad_id, from_layer=from_layer, pool=pool)
     with atomic_path(path) as tmp:
         save_file({"h": h}, str(tmp))
     log(f"h of {len(items)} memes in {time.perf_counter() - t0:.0f} s -> {path.name}")
@@ -547,11 +531,15 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict
 def train_stage2(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
     import torch
 
-    from somelvlm.models.lmm_rgcl import MemeHead, load_parts
+    from somelvlm.models.lmm_rgcl import MemeHead, init_kind, load_parts
     from somelvlm.taxonomy.registry import get_task
 
     out = stage_dir(config)
     stage1 = config.stage1_model or str(Path(config.out) / "stage1" / "model")
+    if init_kind(stage1) == "hf_vlm":
+        from somelvlm.train.lmm_rgcl_vlm import train_stage2_vlm
+
+        return train_stage2_vlm(config, stage1, log)
     lvlm, tokenizer, head, s1 = load_parts(stage1, merge=False)
     lvlm.eval()
     for p in lvlm.parameters():

@@ -264,3 +264,35 @@ def length_grouped_batches(items: list[dict], size: int, seed: int) -> list[list
     batches = [grouped[i:i + size] for i in range(0, len(grouped), size)]
     rng.shuffle(batches)
     return batches
+
+
+def stage1_steps(config, out: Path, items: list[dict], trainable: dict, optimizer, schedule,
+                 per_epoch: int, total: int, step: int, batch_terms: Callable[[list[dict]], dict],
+                 log: Callable[[str], None]) -> None:
+    """LMM-RGCL stage 1's's steps from ``step`` to ``total``: length-grouped seeded batches, ``batch_terms(items)``
+    (named loss terms, ``loss`` among them) per micro-batch, logs to ``out/train_log.jsonl`` and
+    checkpoints under ``out/checkpoints`` (a rerun resumes exactly)."""
+    t0 = time.perf_counter()
+    with (out / "train_log.jsonl").open("a", encoding="utf-8") as logf:
+        while step < total:
+            epoch, within = divmod(step, per_epoch)
+            batches = length_grouped_batches(items, config.batch_size, config.seed + epoch)
+            for s in range(within, per_epoch):
+                if step >= total:
+                    break
+                sums: dict[str, float] = {}
+                for b in batches[s * config.grad_accum:(s + 1) * config.grad_accum]:
+                    terms = batch_terms([items[i] for i in b])
+                    (terms["loss"] / config.grad_accum).backward()
+                    for n, v in terms.items():
+                        sums[n] = sums.get(n, 0.0) + float(v.detach()) / config.grad_accum
+                apply_step(optimizer, list(trainable.values()), schedule, clip=1.0)
+                step += 1
+                if step % config.log_every == 0 or step == total:
+                    row = {"step": step, "epoch": epoch, **{n: round(v, 4) for n, v in sums.items()},
+                           "lr": schedule.get_last_lr()[0], "sec": round(time.perf_counter() - t0, 1)}
+                    logf.write(json.dumps(row) + "\n")
+                    logf.flush()
+                    log(json.dumps(row))
+                if step % config.checkpoint_every == 0 or step == total:
+                    save_step_checkpoint(out / "checkpoints", step, trainable, optimizer, schedule)
