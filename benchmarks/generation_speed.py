@@ -94,6 +94,35 @@ def measure(gen, prompts: list[str], batch: int, max_new: int) -> dict:
             "work": work}
 
 
+def components(gen, prompt: str, prefill_tokens: int = 64, steps: int = 32) -> dict:
+    """The two halves of decoding, timed apart at batch 1: one forward over ``prefill_tokens`` prompt
+    tokens, and one decode step (the mean over ``steps`` forced steps after that prompt)."""
+    import torch
+
+    ids = gen.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    ids = (ids * (prefill_tokens // max(len(ids), 1) + 1))[:prefill_tokens]
+    if gen.runtime == "ctranslate2":
+        ct2 = gen._ct2.generator  # the benchmark reaches inside to force the answer's length
+        tokens = [gen.tokenizer.convert_ids_to_tokens(ids)]
+
+        def run(n: int) -> None:
+            ct2.generate_batch(tokens, max_length=n, min_length=n, include_prompt_in_result=False, end_token=[])
+    else:
+        lm = gen.model.lm
+
+        def run(n: int) -> None:
+            with torch.inference_mode():
+                out = lm(torch.tensor([ids]), use_cache=True, logits_to_keep=1)
+                cache, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+                for _ in range(n - 1):
+                    out = lm(token, past_key_values=cache, use_cache=True)
+                    cache, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+    run(2)
+    prefill = min(_timed(lambda: run(1)) for _ in range(3))
+    decode = (min(_timed(lambda: run(steps + 1)) for _ in range(2)) - prefill) / steps
+    return {"prefill_tokens": prefill_tokens, "prefill_ms": round(prefill * 1000, 1), "decode_step_ms": round(decode * 1000, 2)}
+
+
 def bound_seconds(work: list[dict], weight_bytes: float, params: float, bandwidth: float, gemm: float) -> float:
     """The least time the measured work could take on this machine (see the module docstring)."""
     total = 0.0
@@ -135,6 +164,13 @@ def main(argv: list[str] | None = None) -> None:
         lm = gen.model.lm
         params = float(sum(p.numel() for p in lm.parameters()))
         weight_bytes = float(sum(p.numel() * p.element_size() for p in lm.parameters()))
+        parts = components(gen, prompts[0])
+        nonembed = params - float(lm.get_input_embeddings().weight.numel())
+        parts.update(prefill_gflops=round(parts["prefill_tokens"] * 2 * nonembed / parts["prefill_ms"] / 1e6, 1),
+                     decode_tokens_per_s=round(1000 / parts["decode_step_ms"], 1))
+        parts.update(prefill_fraction=round(parts["prefill_gflops"] * 1e9 / gemm, 3),
+                     decode_fraction=round(parts["decode_tokens_per_s"] * weight_bytes / bandwidth, 3))
+        rows[f"{runtime}/components"] = parts
         for mode, batch, subset in (("single_stream", 1, prompts[: max(4, args.prompts // 2)]),
                                     (f"batch_{args.batch}", args.batch, prompts)):
             r = measure(gen, subset, batch, args.max_new_tokens)
@@ -166,8 +202,17 @@ def main(argv: list[str] | None = None) -> None:
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for name, r in rows.items():
         runtime, _, mode = name.partition("/")
+        if mode == "components":
+            continue
         lines.append(f"| {runtime} | {mode or 'batch'} | {r['prompts']} | {r['new_tokens']} | {r['seconds']} "
                      f"| {r['tokens_per_s']} | {r.get('bound_tokens_per_s', '')} | {r.get('fraction', '')} |")
+    lines += ["", "Decoding in two halves at batch 1 (a 64-token prompt; 32 forced steps after it):", "",
+              "| runtime | prefill 64 tokens (ms) | prefill GFLOP/s | of GEMM rate | decode step (ms) | decode tokens/s "
+              "| of memory bound |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, r in rows.items():
+        if name.endswith("/components"):
+            lines.append(f"| {name.split('/')[0]} | {r['prefill_ms']} | {r['prefill_gflops']} | {r['prefill_fraction']} "
+                         f"| {r['decode_step_ms']} | {r['decode_tokens_per_s']} | {r['decode_fraction']} |")
     (args.out / "generation_speed.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 

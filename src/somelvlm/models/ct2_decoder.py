@@ -186,7 +186,6 @@ class CT2Decoder:
     def __init__(self, folder: str | Path, tokenizer, threads: int | None = None, eos: set[int] | None = None,
                  max_batch: int = 8, max_spread: int = 8) -> None:
         import ctranslate2
-
         import torch
 
         self.tokenizer = tokenizer
@@ -209,8 +208,8 @@ class CT2Decoder:
         if on_text is not None and len(prompts) != 1:
             raise ValueError(f"streaming takes one prompt at a time, got {len(prompts)}")
         cancel = list(cancel) if cancel is not None else []
-        sampling = (dict(sampling_topk=0, sampling_topp=config.top_p, sampling_temperature=config.temperature)
-                    if config.temperature > 0 else dict(sampling_topk=1))
+        sampling = ({"sampling_topk": 0, "sampling_topp": config.top_p, "sampling_temperature": config.temperature}
+                    if config.temperature > 0 else {"sampling_topk": 1})
         out: list[Generated | None] = [None] * len(prompts)
         with self._lock:  # one call at a time: the groups of one request stay together
             shared = shared_prefix(prompts) if len(prompts) > 1 else 0

@@ -209,7 +209,7 @@ class LVLMGenerator:
 
             try:
                 self._ct2 = CT2Decoder.for_model(self.model.lm, self.tokenizer, eos=eos_ids(self.tokenizer))
-            except Exception as err:  # noqa: BLE001 - "auto" falls back to torch, saying why
+            except Exception as err:  # "auto" falls back to torch, saying why
                 if runtime != "auto":
                     raise ValueError(f"CTranslate2 cannot run {self.name!r}: {type(err).__name__}: {err}") from err
                 log.warning("CTranslate2 cannot run %s (%s: %s): decoding in torch", self.name, type(err).__name__, err)
