@@ -184,11 +184,10 @@ def _cell(task_name: str, row: dict | None) -> str:
 
     if not row or not row.get("n"):
         return "-"
-    value = primary_score(task_name, row)
-    shown = "-" if value is None else f"{value:.1f}"
     if row.get("by") == "generation" and get_task(task_name).kind == "classification":
-        return f"{shown} (Acc {row['accuracy']:.1f} / Acc* {row['acc_star']:.1f} / valid {row['valid_share']:.0f}%)"
-    return shown
+        return f"{row['accuracy']:.1f} / {row['acc_star']:.1f} / {row['valid_share']:.0f}%"
+    value = primary_score(task_name, row)
+    return "-" if value is None else f"{value:.1f}"
 
 
 def to_markdown(results: dict) -> str:
@@ -202,8 +201,9 @@ def to_markdown(results: dict) -> str:
     head = ["level", "task", "metric"] + models + ([PUBLISHED_NAME] if published else [])
     lines = [f"# Evaluation on `{results['split']}`", "",
              f"Items per task: {results.get('limit') or 'all'}; prompt: {results.get('prompt_index')}. "
-             "Cells are the task's primary metric (0-100); classification answered by generation adds "
-             "(Acc / Acc* / valid share). A level's row is the mean of its tasks' primary scores.", "",
+             "Cells are the task's primary metric (0-100, the `metric` column) for heads; classification "
+             "answered by generation shows Acc / Acc* / valid share, and its Acc is the score that counts (as in "
+             "SoMeLVLM's tables). A level's row is the mean of its tasks' scores.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---|" + "---:|" * (len(head) - 3)]
     for lv in LEVELS:
         names = [t for t in results["task_order"] if get_task(t).level == lv.id]
