@@ -17,7 +17,7 @@ Rows (target-domain test; macro-F1 and AUROC, mean +- std over seeds, per-seed n
   head, its RKC and its RKC + 50 target memes.
 
 Also the in-domain source test (or val when the source has no test split) for SFT vs stage 1 + 2.
-Every model trains through the real recipe (``train.lmm_rgcl.train``) with the config file's knobs
+Every model trains through the real recipe (``train.lmm_rgcl_run.train``) with the config file's knobs
 (``configs/lmm-rgcl-<source>.yaml``) and the overrides below, fixed before looking at any test number;
 seeds change the LoRA / head initialisation, the batch order and the target memes added (the
 training memes are one fixed sample so the frozen layers' states are computed once: ``StateCache``).
@@ -96,7 +96,8 @@ def write_jsonl(path: Path, memes: list, splits: dict[str, str]) -> Path:
 
 def train_runs(args, source: str, sets: dict, seed: int) -> dict[str, Path]:
     """SFT and LMM-RGCL (stage 1, stage 2) through the recipe; returns their model folders."""
-    from somelvlm.train.lmm_rgcl import LMMRGCLConfig, train
+    from somelvlm.train.lmm_rgcl import LMMRGCLConfig
+    from somelvlm.train.lmm_rgcl_run import train
 
     root = Path(args.runs) / source
     data = write_jsonl(root / "memes.jsonl", sets["train"] + sets["val"], {m.id: "val" for m in sets["val"]})

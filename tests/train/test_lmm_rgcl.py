@@ -17,7 +17,8 @@ pytest.importorskip("peft")
 pytest.importorskip("faiss")
 from gen_helpers import make_tiny_lm
 
-from somelvlm.train.lmm_rgcl import LMMRGCLConfig, train
+from somelvlm.train.lmm_rgcl import LMMRGCLConfig
+from somelvlm.train.lmm_rgcl_run import train
 
 REPO = Path(__file__).resolve().parents[2]
 BAD = ["you are an idiot, shut up", "the meme makes fun of politicians, idiot", "shut up you stupid idiot"]

@@ -17,7 +17,8 @@ pytest.importorskip("peft")
 pytest.importorskip("faiss")
 from vlm_helpers import make_llava, make_qwen2_vl
 
-from somelvlm.train.lmm_rgcl import LMMRGCLConfig, train
+from somelvlm.train.lmm_rgcl import LMMRGCLConfig
+from somelvlm.train.lmm_rgcl_run import train
 
 BAD = ["you are an idiot, shut up", "the meme makes fun of politicians, idiot", "shut up you stupid idiot"]
 GOOD = ["please be quiet, lovely day #sun", "#love #sun #happy", "a polite post about the sun"]
@@ -141,7 +142,7 @@ def test_a_different_base_is_refused_naming_the_one_needed(trained, tmp_path):
     import shutil
 
     from somelvlm.models.base_lm import BaseModelError
-    from somelvlm.models.lmm_rgcl import LMMRGCLModel
+    from somelvlm.models.lmm_rgcl_vlm import load_lmm_rgcl
 
     other = make_llava(tmp_path / "other", seed=1)
     folder = tmp_path / "model"
@@ -150,7 +151,7 @@ def test_a_different_base_is_refused_naming_the_one_needed(trained, tmp_path):
     config["init"]["name"] = str(other)
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(BaseModelError, match="digest"):
-        LMMRGCLModel(folder)
+        load_lmm_rgcl(folder)
 
 
 def test_stage1_and_2_run_on_a_tiny_qwen2_vl(tmp_path):

@@ -173,11 +173,11 @@ def _add_with_lmm(index: Path, model: Path, input: Path, *, label_col: str, num_
     """``add_to_index`` for an ``lmm_rgcl`` model: its LVLM + head embed the posts (g). Labels may be
     the task's own (``somewhat_harmful``) or the model's binary ones (``harmful``); posts without text
     are skipped ("no text"): the model reads each meme's text in its prompt."""
-    from somelvlm.models.lmm_rgcl import LMMRGCLModel
+    from somelvlm.models.lmm_rgcl_vlm import load_lmm_rgcl
     from somelvlm.posts import Post
     from somelvlm.retrieval.index import MemoryIndex
 
-    lmm = LMMRGCLModel(model, threads=num_threads)
+    lmm = load_lmm_rgcl(model, threads=num_threads)
     memory = MemoryIndex.load(index, expect=lmm.stamp())
     labels = list(dict.fromkeys([*lmm.task.label_ids, *lmm.labels]))
     posts = read_labelled_posts(Path(input), labels, label_col=label_col)

@@ -38,6 +38,8 @@ ENVIRONMENT = {
     "SOMELVLM_SERVE_CONFIG": "set by `somelvlm serve --workers N` for its worker processes (the server's options as "
                              "JSON); not for users to set",
     "SOMELVLM_API_TOKEN": "the bearer token of `somelvlm serve` when --token is not given",
+    "SOMELVLM_SHARDING": "how `train instruct` shares the model over torchrun / accelerate processes: ddp or fsdp "
+                         "(default: the config's `sharding`, else ddp; accelerate's FSDP config sets fsdp)",
 }
 """Every environment variable somelvlm reads (shown in ``somelvlm --help`` and the README)."""
 

@@ -43,7 +43,7 @@ def train_rgcl(cfg) -> None:  # cfg: somelvlm.train.rgcl.RGCLConfig
 
 def train_lmm_rgcl(cfg) -> None:  # cfg: somelvlm.train.lmm_rgcl.LMMRGCLConfig
     """LMM-RGCL: stage 1 (LoRA + MLP head, LM + BCE) or stage 2 (the head with RGCL on the frozen LMM)."""
-    from somelvlm.train.lmm_rgcl import train
+    from somelvlm.train.lmm_rgcl_run import train
 
     result = train(cfg, log=err_console.log)
     console.print(f"stage {cfg.stage}: model in {result}")

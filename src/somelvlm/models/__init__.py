@@ -26,7 +26,7 @@ BACKENDS = Registry("model backend", {
     "openai_classifier": "somelvlm.models.openai_http:OpenAIClassifier",
     "openai_http": "somelvlm.models.openai_http:OpenAIGenerator",
     "vllm": "somelvlm.models.vllm_backend:VLLMGenerator",
-    "lmm_rgcl": "somelvlm.models.lmm_rgcl:LMMRGCLModel",
+    "lmm_rgcl": "somelvlm.models.lmm_rgcl_vlm:load_lmm_rgcl",
 })
 """Backend name -> ``"module:Class"``. Classifiers: compact, image_text, openai_classifier;
 generators: lvlm, hf_vlm, openai_http, vllm (in-process vLLM on a GPU)."""
@@ -158,7 +158,7 @@ def _load_remote(url: str, **options):
 def _construct(cls, source, options: dict):
     import inspect
 
-    params = inspect.signature(cls.__init__).parameters
+    params = inspect.signature(cls.__init__ if isinstance(cls, type) else cls).parameters  # a class or a loader
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         options = {k: v for k, v in options.items() if k in params}
     return cls(source, **options)

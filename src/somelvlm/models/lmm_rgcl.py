@@ -396,37 +396,39 @@ class LMMRGCLModel:
     the g its index holds (``embed``, ``stamp``: what ``retrieval.stage.RKCStage`` and
     ``batch.index_build.add_to_index`` use for RKC and for adding memes)."""
 
-    def __new__(cls, folder: Path | str, **kwargs):
-        if cls is LMMRGCLModel and init_kind(folder) == "hf_vlm":  # tuned from a Hugging Face VLM
-            from somelvlm.models.lmm_rgcl_vlm import HFVLMRGCLModel
-
-            return super().__new__(HFVLMRGCLModel)
-        return super().__new__(cls)
-
     def __init__(self, folder: Path | str, *, threads: int | None = None, method: str = "head",
                  batch_size: int = 8) -> None:
+        self.folder = self._open(folder, threads, method, batch_size)
+        self.lvlm, self.tokenizer, self.head, self.config = load_parts(self.folder)
+        self.lvlm.eval()
+        self._describe(reads_images=self.lvlm.connector is not None)
+        self.max_len = min(self.config.get("max_prompt_tokens", 512),
+                           getattr(self.lvlm.lm.config, "max_position_embeddings", 2048))
+
+    def _open(self, folder, threads: int | None, method: str, batch_size: int) -> Path:
+        """Check the options, set the threads; the resolved model folder."""
         from somelvlm.models import model_folder
-        from somelvlm.models.base import HeadSpec
-        from somelvlm.taxonomy.registry import get_task
 
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         if threads:
             torch.set_num_threads(threads)
-        self.folder = model_folder(folder)
-        self.lvlm, self.tokenizer, self.head, self.config = load_parts(self.folder)
-        self.lvlm.eval()
+        self.method, self.batch_size = method, batch_size
+        return model_folder(folder)
+
+    def _describe(self, reads_images: bool) -> None:
+        """What the loaded folder serves (task, labels, head spec, modalities), from ``self.config``."""
+        from somelvlm.models.base import HeadSpec
+        from somelvlm.taxonomy.registry import get_task
+
         self.head.eval()
         self.name = self.config.get("name", self.folder.name)
         self.task_name = self.config["task"]
         self.task = get_task(self.task_name)
         self.labels = tuple(self.config["labels"])
         self.specs = {self.task_name: HeadSpec(self.task_name, "classification", self.labels)}
-        self.modalities = frozenset({"image", "text"} if self.lvlm.connector is not None else {"text"})
-        self.method, self.batch_size = method, batch_size
+        self.modalities = frozenset({"image", "text"} if reads_images else {"text"})
         self.prompt_index = self.config.get("prompt_index", 0)
-        self.max_len = min(self.config.get("max_prompt_tokens", 512),
-                           getattr(self.lvlm.lm.config, "max_position_embeddings", 2048))
         self.head_digest = state_digest(self.head.state_dict())
         self.pool = self.config.get("h_pool", "last")  # folders from before the option: the last token
         self._generator = None

@@ -2,7 +2,7 @@
 compose LVLM (``models.lmm_rgcl``), shared by the training recipe (``train.lmm_rgcl_vlm``) and the
 ``lmm_rgcl`` backend.
 
-A meme goes through the VLM's own processor and chat template (``train.instruct_vlm.encode_record``:
+A meme goes through the VLM's own processor and chat template (``models.hf_vlm_batch.encode_record``:
 the image slot placed by ``hf_vlm.render_prompt``, the answer in the task's label words after the
 prompt); ``vlm_forward`` runs the VLM's multimodal decoder once and reads h (last prompt token or
 mean over the prompt, ``h_pool``), the answer's next-token loss and the label words' first-token
@@ -10,7 +10,7 @@ logits from the same pass, like ``lvlm_forward``.
 
 A model folder from such a base has ``init: {"kind": "hf_vlm", "name", "digest"}`` in its config.json,
 the peft ``adapter/`` of the VLM's language model, ``head.safetensors`` and ``index/`` (no connector:
-the VLM's own projector stays as it is). ``LMMRGCLModel(folder)`` returns ``HFVLMRGCLModel`` for it.
+the VLM's own projector stays as it is). ``load_lmm_rgcl(folder)`` (the backend) returns ``HFVLMRGCLModel`` for it.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from somelvlm.models.lmm_rgcl import (
     HeadConfig,
     LMMRGCLModel,
     MemeHead,
+    init_kind,
     label_first_tokens,
     meme_prompt,
     positive_from_options,
-    state_digest,
 )
 
 BLANK = "blank"
@@ -58,9 +58,9 @@ def encode_vlm_meme(processor, prompt: str, answer: str | None, image, max_len: 
                     max_answer_tokens: int = 8) -> dict:
     """One meme through the processor (``image``: a PIL image, a path, ``BLANK`` or None): ``ids``,
     ``labels`` (-100 outside the answer), ``tokens`` / ``text_side`` / ``image_keys`` as in
-    ``instruct_vlm.encode_record``, ``last`` (the last prompt token's position) and ``image`` kept
+    ``hf_vlm_batch.encode_record``, ``last`` (the last prompt token's position) and ``image`` kept
     (pixels are computed per batch). Without ``answer`` only the prompt."""
-    from somelvlm.train.instruct_vlm import encode_record
+    from somelvlm.models.hf_vlm_batch import encode_record
 
     record = {"id": "meme", "conversations": [{"value": prompt}, {"value": answer or ""}]}
     pil = pil_image(image) if image is not None else None
@@ -74,9 +74,9 @@ def encode_vlm_meme(processor, prompt: str, answer: str | None, image, max_len: 
 
 
 def collate_vlm(items: list[dict], processor, pad_id: int) -> dict[str, torch.Tensor]:
-    """``instruct_vlm.collate`` of the items (their images through the image processor now) plus
+    """``hf_vlm_batch.collate`` of the items (their images through the image processor now) plus
     ``last`` (batch,)."""
-    from somelvlm.train.instruct_vlm import collate
+    from somelvlm.models.hf_vlm_batch import collate
 
     image_processor = getattr(processor, "image_processor", None)
     pixels = []
@@ -171,32 +171,12 @@ class HFVLMRGCLModel(LMMRGCLModel):
 
     def __init__(self, folder: Path | str, *, threads: int | None = None, method: str = "head",
                  batch_size: int = 8) -> None:
-        from somelvlm.models import model_folder
-        from somelvlm.models.base import HeadSpec
-        from somelvlm.models.lmm_rgcl import METHODS
-        from somelvlm.taxonomy.registry import get_task
-
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        if threads:
-            torch.set_num_threads(threads)
-        self.folder = model_folder(folder)
+        self.folder = self._open(folder, threads, method, batch_size)
         self.vlm, self.processor, self.head, self.config = load_vlm_parts(self.folder)
         self.vlm.eval()
-        self.head.eval()
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
-        self.name = self.config.get("name", self.folder.name)
-        self.task_name = self.config["task"]
-        self.task = get_task(self.task_name)
-        self.labels = tuple(self.config["labels"])
-        self.specs = {self.task_name: HeadSpec(self.task_name, "classification", self.labels)}
-        self.modalities = frozenset({"image", "text"})
-        self.method, self.batch_size = method, batch_size
-        self.prompt_index = self.config.get("prompt_index", 0)
+        self._describe(reads_images=True)
         self.max_len = self.config.get("max_prompt_tokens", 1024)
-        self.head_digest = state_digest(self.head.state_dict())
-        self.pool = self.config.get("h_pool", "last")
-        self._generator = None
 
     @property
     def reads_images(self) -> bool:
@@ -241,3 +221,11 @@ class HFVLMRGCLModel(LMMRGCLModel):
 def as_parts(model) -> SimpleNamespace:
     """What ``models.lmm_rgcl.save_model`` writes from: the peft VLM as ``lm``, no connector."""
     return SimpleNamespace(lm=model, connector=None)
+
+
+def load_lmm_rgcl(folder: Path | str, *, threads: int | None = None, method: str = "head",
+                  batch_size: int = 8) -> LMMRGCLModel:
+    """The ``lmm_rgcl`` backend: ``HFVLMRGCLModel`` for a folder tuned from a Hugging Face VLM, else
+    ``LMMRGCLModel`` (our compose LVLM)."""
+    cls = HFVLMRGCLModel if init_kind(folder) == "hf_vlm" else LMMRGCLModel
+    return cls(folder, threads=threads, method=method, batch_size=batch_size)

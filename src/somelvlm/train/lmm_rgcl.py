@@ -1,5 +1,6 @@
 """LMM-RGCL (Mei et al., "Improved Fine-Tuning of Large Multimodal Models for Hateful Meme Detection")
-on our compose LVLM, as one flat two-stage recipe (a Hugging Face VLM ``init``: ``train.lmm_rgcl_vlm``).
+on our compose LVLM, as one flat two-stage recipe (a Hugging Face VLM ``init``: ``train.lmm_rgcl_vlm``; ``train.lmm_rgcl_run.train``
+runs a stage on either).
 
     somelvlm train lmm-rgcl --stage 1 --config configs/lmm-rgcl-harm-c.yaml
     somelvlm train lmm-rgcl --stage 2 --config configs/lmm-rgcl-harm-c.yaml
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["LMMRGCLConfig", "prepare_memes", "train"]
+__all__ = ["LMMRGCLConfig", "prepare_memes", "train_stage1", "train_stage2"]
 
 
 @dataclass
@@ -348,18 +349,24 @@ def head_terms(f: dict, head, y, config: LMMRGCLConfig) -> dict:
     return terms
 
 
+def stage1_folder(config: LMMRGCLConfig) -> str:
+    """The stage-1 model stage 2 starts from: ``stage1_model``, else ``OUT/stage1/model``."""
+    return config.stage1_model or str(Path(config.out) / "stage1" / "model")
+
+
+def lm_and_head_groups(trainable: dict, config) -> list[dict]:
+    """Optimizer groups of stage 1: the LMM's weights (``head.*`` excluded) at ``lr``, the head at ``head_lr``."""
+    return [{"params": [p for n, p in trainable.items() if not n.startswith("head.")], "lr": config.lr},
+            {"params": [p for n, p in trainable.items() if n.startswith("head.")], "lr": config.head_lr}]
+
+
 def train_stage1(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
     import torch
 
     from somelvlm.models.lmm_rgcl import collate_memes
     from somelvlm.taxonomy.registry import get_task
-    from somelvlm.train.instruct_vlm import is_hf_vlm
     from somelvlm.train.loop import optimizer_and_resume, stage1_steps
 
-    if is_hf_vlm(config.init):
-        from somelvlm.train.lmm_rgcl_vlm import train_stage1_vlm
-
-        return train_stage1_vlm(config, log)
     out = stage_dir(config)
     train_memes, _, skipped = split_memes(config)
     task = get_task(train_memes[0].task)
@@ -381,8 +388,7 @@ def train_stage1(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
         trainable |= {f"connector.{n}": p for n, p in lvlm.connector.named_parameters() if p.requires_grad}
     trainable |= {f"head.{n}": p for n, p in head.named_parameters()}
     log(f"trainable weights: {sum(p.numel() for p in trainable.values()):,}")
-    groups = [{"params": [p for n, p in trainable.items() if not n.startswith("head.")], "lr": config.lr},
-              {"params": [p for n, p in trainable.items() if n.startswith("head.")], "lr": config.head_lr}]
+    groups = lm_and_head_groups(trainable, config)
     optimizer, schedule, per_epoch, total, step = optimizer_and_resume(config, out, trainable, len(items), log,
                                                                        groups=groups)
     lvlm.train()
@@ -531,15 +537,11 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict
 def train_stage2(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
     import torch
 
-    from somelvlm.models.lmm_rgcl import MemeHead, init_kind, load_parts
+    from somelvlm.models.lmm_rgcl import MemeHead, load_parts
     from somelvlm.taxonomy.registry import get_task
 
     out = stage_dir(config)
-    stage1 = config.stage1_model or str(Path(config.out) / "stage1" / "model")
-    if init_kind(stage1) == "hf_vlm":
-        from somelvlm.train.lmm_rgcl_vlm import train_stage2_vlm
-
-        return train_stage2_vlm(config, stage1, log)
+    stage1 = stage1_folder(config)
     lvlm, tokenizer, head, s1 = load_parts(stage1, merge=False)
     lvlm.eval()
     for p in lvlm.parameters():
@@ -588,15 +590,3 @@ def train_stage2(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
 def stage_dir(config: LMMRGCLConfig) -> Path:
     """``OUT/stage1`` or ``OUT/stage2``."""
     return Path(config.out) / f"stage{config.stage}"
-
-
-def train(config: LMMRGCLConfig, log: Callable[[str], None] = print) -> Path:
-    """Run one stage to the end (stage 1 resumes from its newest checkpoint); returns the model folder."""
-    import torch
-
-    torch.set_num_threads(config.num_threads)
-    torch.manual_seed(config.seed)
-    out = stage_dir(config)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=1) + "\n", encoding="utf-8")
-    return (train_stage1 if config.stage == 1 else train_stage2)(config, log)

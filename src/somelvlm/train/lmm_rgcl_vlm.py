@@ -29,6 +29,7 @@ from somelvlm.train.lmm_rgcl import (
     head_config,
     head_terms,
     index_meta,
+    lm_and_head_groups,
     save_with_index,
     split_memes,
     stage_dir,
@@ -141,8 +142,7 @@ def train_stage1_vlm(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
     trainable = {f"lm.{n}": p for n, p in model.named_parameters() if p.requires_grad}
     trainable |= {f"head.{n}": p for n, p in head.named_parameters()}
     log(f"trainable weights: {sum(p.numel() for p in trainable.values()):,}")
-    groups = [{"params": [p for n, p in trainable.items() if not n.startswith("head.")], "lr": config.lr},
-              {"params": [p for n, p in trainable.items() if n.startswith("head.")], "lr": config.head_lr}]
+    groups = lm_and_head_groups(trainable, config)
     optimizer, schedule, per_epoch, total, step = optimizer_and_resume(config, out, trainable, len(items), log,
                                                                        groups=groups)
     model.train()
