@@ -148,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
 
+    import somelvlm  # noqa: F401 - before torch: loads CTranslate2 first (see somelvlm._load_ctranslate2_before_torch)
     import torch
 
     from somelvlm.models import BACKENDS
