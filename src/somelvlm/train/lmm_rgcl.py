@@ -535,9 +535,7 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict
 
 
 def train_stage2(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
-    import torch
-
-    from somelvlm.models.lmm_rgcl import MemeHead, load_parts
+    from somelvlm.models.lmm_rgcl import load_parts
     from somelvlm.taxonomy.registry import get_task
 
     out = stage_dir(config)
@@ -561,6 +559,22 @@ def train_stage2(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
     pool = s1.get("h_pool", "last")
     h = cached_h(out, lvlm, items, pad, key, log, from_layer, pool)
     h_val = cached_h(out, lvlm, val_items, pad, key, log, from_layer, pool) if val_items else np.zeros((0, h.shape[1]), np.float32)
+    head, g, meta = fit_stage2_head(config, out, head, h, h_val, items, val_items, s1, log,
+                                    drop=("vision_encoder",))
+    labels = list(s1["labels"])
+    return save_with_index(out / "model", lvlm, tokenizer, head, meta, g, index_meta(items, labels, config.domain),
+                           config.index_kind)
+
+
+def fit_stage2_head(config: LMMRGCLConfig, out: Path, head, h, h_val, items: list[dict], val_items: list[dict],
+                    s1: dict, log: Callable[[str], None], drop: tuple[str, ...] = ()) -> tuple:
+    """Stage 2 on cached h (n, dim) of either recipe: the head (fresh or stage 1's) standardised on the
+    training h and trained with the RGCL hybrid loss, its history logged; ``(head, g (n, dim_g), the
+    model folder's config)``: stage 1's config without its weights' entries (and ``drop``)."""
+    import torch
+
+    from somelvlm.models.lmm_rgcl import MemeHead
+
     if config.head_init == "fresh":
         torch.manual_seed(config.seed)
         head = MemeHead(head_config(config, h.shape[1]))
@@ -574,17 +588,16 @@ def train_stage2(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
             f.write(json.dumps({"stage": 2, **row}) + "\n")
     with torch.no_grad():
         g = head(torch.from_numpy(h))["g"].numpy()
-    labels = list(s1["labels"])
-    meta = {k: v for k, v in s1.items() if k not in ("backend", "head", "adapter", "adapter_digest", "connector",
-                                                     "connector_digest", "vision_encoder")}
+    weights = ("backend", "head", "adapter", "adapter_digest", "connector", "connector_digest", *drop)
+    best = result["history"][result["best_epoch"] - 1]
+    meta = {k: v for k, v in s1.items() if k not in weights}
     meta |= {"name": config.name, "rkc_k": config.rkc_k,
              "training": {"stage1": s1.get("training", {}).get("stage1"),
                           "stage2": {"domain": config.domain, "memes": len(items), "best_epoch": result["best_epoch"],
-                                     "val": {k[4:]: v for k, v in result["history"][result["best_epoch"] - 1].items()
-                                             if k.startswith("val_")},
-                                     "options": {k: v for k, v in asdict(config).items() if k.startswith(("stage2", "k", "hard", "ce_", "temp", "head_"))}}}}
-    return save_with_index(out / "model", lvlm, tokenizer, head, meta, g, index_meta(items, labels, config.domain),
-                           config.index_kind)
+                                     "val": {k[4:]: v for k, v in best.items() if k.startswith("val_")},
+                                     "options": {k: v for k, v in asdict(config).items()
+                                                 if k.startswith(("stage2", "k", "hard", "ce_", "temp", "head_"))}}}}
+    return head, g, meta
 
 
 def stage_dir(config: LMMRGCLConfig) -> Path:

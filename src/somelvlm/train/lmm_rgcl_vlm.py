@@ -11,10 +11,8 @@ without an image are read as text (a blank image for model types that need pixel
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +24,7 @@ from somelvlm.train.lmm_rgcl import (
     _write_report,
     binary_labels,
     cached_h,
+    fit_stage2_head,
     head_config,
     head_terms,
     index_meta,
@@ -33,7 +32,6 @@ from somelvlm.train.lmm_rgcl import (
     save_with_index,
     split_memes,
     stage_dir,
-    train_head_rgcl,
 )
 
 
@@ -181,7 +179,6 @@ def train_stage1_vlm(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
 def train_stage2_vlm(config: LMMRGCLConfig, stage1: str, log: Callable[[str], None]) -> Path:
     """Stage 2 with the stage-1 VLM frozen (unquantized, its adapter attached): h cached, the head
     retrained with RGCL (``train.lmm_rgcl.train_head_rgcl``); returns the model folder."""
-    from somelvlm.models.lmm_rgcl import MemeHead
     from somelvlm.models.lmm_rgcl_vlm import as_parts, load_vlm_parts, needs_image
     from somelvlm.taxonomy.registry import get_task
 
@@ -210,29 +207,8 @@ def train_stage2_vlm(config: LMMRGCLConfig, stage1: str, log: Callable[[str], No
     h_val = cached_h(out, None, val_items, 0, key, log, pool=pool, compute=compute) if val_items \
         else np.zeros((0, h.shape[1]), np.float32)
     log(f"h ready in {time.perf_counter() - t0:.0f} s")
-    if config.head_init == "fresh":
-        torch.manual_seed(config.seed)
-        head = MemeHead(head_config(config, h.shape[1]))
-    if head.config.norm == "standard":
-        head.fit_standardizer(h)
-    y = np.array([it["y"] for it in items], np.int64)
-    y_val = np.array([it["y"] for it in val_items], np.int64)
-    result = train_head_rgcl(head, h, y, h_val, y_val, config, log)
-    with (out / "train_log.jsonl").open("a", encoding="utf-8") as f:
-        for row in result["history"]:
-            f.write(json.dumps({"stage": 2, **row}) + "\n")
-    with torch.no_grad():
-        g = head(torch.from_numpy(h))["g"].numpy()
+    head, g, meta = fit_stage2_head(config, out, head, h, h_val, items, val_items, s1, log)
     labels = list(s1["labels"])
-    meta = {k: v for k, v in s1.items() if k not in ("backend", "head", "adapter", "adapter_digest", "connector",
-                                                     "connector_digest")}
-    best = result["history"][result["best_epoch"] - 1]
-    meta |= {"name": config.name, "rkc_k": config.rkc_k,
-             "training": {"stage1": s1.get("training", {}).get("stage1"),
-                          "stage2": {"domain": config.domain, "memes": len(items), "best_epoch": result["best_epoch"],
-                                     "val": {k[4:]: v for k, v in best.items() if k.startswith("val_")},
-                                     "options": {k: v for k, v in asdict(config).items()
-                                                 if k.startswith(("stage2", "k", "hard", "ce_", "temp", "head_"))}}}}
     model.to("cpu")
     return save_with_index(out / "model", as_parts(model), processor, head, meta, g,
                            index_meta(items, labels, config.domain), config.index_kind)
