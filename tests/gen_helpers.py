@@ -77,3 +77,36 @@ def write_tiny_somedata(root: Path, detox: int, hashtags: int, images: int, size
                                image=f"imgs/{i}.png"))
     (root / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return root
+
+
+MEME_BAD = ["you are an idiot, shut up", "the meme makes fun of politicians, idiot", "shut up you stupid idiot"]
+MEME_GOOD = ["please be quiet, lovely day #sun", "#love #sun #happy", "a polite post about the sun"]
+
+
+def write_memes(root: Path, three_labels: bool = True, bad_rows: bool = True) -> Path:
+    """``memes.jsonl`` of harmful_meme in ``root``: 12 train and 4 val memes, the first four with a drawn
+    PNG under ``root/imgs``, plus a meme whose image is not a PNG at all; labels very / somewhat /
+    not harmful (``three_labels``) or very / not; ``bad_rows`` adds an empty text and an unknown label."""
+    import json
+
+    from PIL import Image
+
+    (root / "imgs").mkdir(parents=True)
+    rows = []
+    for i in range(16):
+        bad = i % 2 == 0
+        label = ("very_harmful" if i % 4 == 0 or not three_labels else "somewhat_harmful") if bad else "not_harmful"
+        row = {"id": f"m{i}", "text": f"{(MEME_BAD if bad else MEME_GOOD)[i % 3]} {i}", "label": label,
+               "split": "val" if i >= 12 else "train"}
+        if i < 4:
+            Image.new("RGB", (40, 40), (200 if bad else 20, 60, 90)).save(root / "imgs" / f"{i}.png")
+            row["image"] = f"imgs/{i}.png"
+        rows.append(row)
+    (root / "imgs" / "broken.png").write_bytes(b"not a png at all")
+    rows.append({"id": "broken", "text": "an idiot", "label": "very_harmful", "image": "imgs/broken.png"})
+    if bad_rows:
+        rows += [{"id": "empty", "text": "  ", "label": "not_harmful"}, {"id": "odd", "text": "hello", "label": "maybe"}]
+    path = root / "memes.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+

@@ -8,11 +8,13 @@ can record it for that row and go on.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import stat
 import unicodedata
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -127,25 +129,36 @@ def _image_bytes(source: bytes | Path | str, limits: Limits) -> bytes:
     return data
 
 
-def check_image(source: bytes | Path | str, limits: Limits = DEFAULT_LIMITS) -> tuple[int, int]:
-    """``(width, height)`` of an image from its header, after the checks ``load_image`` makes before
-    decoding (file, byte and pixel limits, a format Pillow knows): for an image no chosen task reads,
-    which is then never decoded (``Pipeline.needs_image``). Raises ``PostError`` as ``load_image`` does."""
+@contextlib.contextmanager
+def _decode_errors() -> Iterator[None]:
+    """Pillow's failures while opening or decoding an image as ``PostError`` (a decompression-bomb
+    warning counts as an error); a ``PostError`` raised inside passes through."""
     from PIL import Image as PILImage
     from PIL import UnidentifiedImageError
 
-    data = _image_bytes(source, limits)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
-            with PILImage.open(io.BytesIO(data)) as img:  # reads the header only
-                width, height = img.size
+            yield
+    except PostError:
+        raise
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as err:
         raise PostError("image too large", str(err)) from None
     except UnidentifiedImageError:
         raise PostError("not an image", "the bytes are not an image format Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise PostError("corrupt image", str(err) or type(err).__name__) from None
+
+
+def check_image(source: bytes | Path | str, limits: Limits = DEFAULT_LIMITS) -> tuple[int, int]:
+    """``(width, height)`` of an image from its header, after the checks ``load_image`` makes before
+    decoding (file, byte and pixel limits, a format Pillow knows): for an image no chosen task reads,
+    which is then never decoded (``Pipeline.needs_image``). Raises ``PostError`` as ``load_image`` does."""
+    from PIL import Image as PILImage
+
+    data = _image_bytes(source, limits)
+    with _decode_errors(), PILImage.open(io.BytesIO(data)) as img:  # reads the header only
+        width, height = img.size
     if width * height > limits.max_image_pixels:
         raise PostError("image too large", f"{width}x{height} pixels, the limit is "
                                            f"{limits.max_image_pixels} pixels")
@@ -167,33 +180,23 @@ def load_image(source: bytes | Path | str, limits: Limits = DEFAULT_LIMITS, max_
     never exists at full size in memory).
     """
     from PIL import Image as PILImage
-    from PIL import ImageOps, UnidentifiedImageError
+    from PIL import ImageOps
 
     data = _image_bytes(source, limits)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
-            img = PILImage.open(io.BytesIO(data))
-            width, height = img.size
-            if width * height > limits.max_image_pixels:
-                raise PostError("image too large", f"{width}x{height} pixels, the limit is "
-                                f"{limits.max_image_pixels} pixels")
-            if getattr(img, "is_animated", False):
-                img.seek(0)
-            scale = fit_scale(width, height, max_side, short_side)
-            if scale < 1 and img.format == "JPEG":
-                img.draft(None, (max(1, int(width * scale)), max(1, int(height * scale))))
-            img.load()
-            if scale < 1 and img.mode in _RESIZABLE_MODES:
-                img = shrink(img, max_side, short_side)
-    except PostError:
-        raise
-    except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as err:
-        raise PostError("image too large", str(err)) from None
-    except UnidentifiedImageError:
-        raise PostError("not an image", "the bytes are not an image format Pillow can read") from None
-    except (OSError, SyntaxError, ValueError) as err:
-        raise PostError("corrupt image", str(err) or type(err).__name__) from None
+    with _decode_errors():
+        img = PILImage.open(io.BytesIO(data))
+        width, height = img.size
+        if width * height > limits.max_image_pixels:
+            raise PostError("image too large", f"{width}x{height} pixels, the limit is "
+                            f"{limits.max_image_pixels} pixels")
+        if getattr(img, "is_animated", False):
+            img.seek(0)
+        scale = fit_scale(width, height, max_side, short_side)
+        if scale < 1 and img.format == "JPEG":
+            img.draft(None, (max(1, int(width * scale)), max(1, int(height * scale))))
+        img.load()
+        if scale < 1 and img.mode in _RESIZABLE_MODES:
+            img = shrink(img, max_side, short_side)
     img = to_rgb(ImageOps.exif_transpose(img))
     return shrink(img, max_side, short_side)
 

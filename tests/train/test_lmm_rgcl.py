@@ -15,38 +15,18 @@ import torch
 
 pytest.importorskip("peft")
 pytest.importorskip("faiss")
-from gen_helpers import make_tiny_lm
+from gen_helpers import MEME_BAD, MEME_GOOD, make_tiny_lm, write_memes
 
 from somelvlm.train.lmm_rgcl import LMMRGCLConfig
 from somelvlm.train.lmm_rgcl_run import train
 
 REPO = Path(__file__).resolve().parents[2]
-BAD = ["you are an idiot, shut up", "the meme makes fun of politicians, idiot", "shut up you stupid idiot"]
-GOOD = ["please be quiet, lovely day #sun", "#love #sun #happy", "a polite post about the sun"]
+BAD, GOOD = MEME_BAD, MEME_GOOD
 
 
 def _memes(root: Path) -> Path:
     """train/val memes of harmful_meme (3 labels -> binary), four with images, plus bad rows."""
-    from PIL import Image
-
-    (root / "imgs").mkdir(parents=True)
-    rows = []
-    for i in range(16):
-        bad = i % 2 == 0
-        row = {"id": f"m{i}", "text": f"{(BAD if bad else GOOD)[i % 3]} {i}",
-               "label": ("very_harmful" if i % 4 == 0 else "somewhat_harmful") if bad else "not_harmful",
-               "split": "val" if i >= 12 else "train"}
-        if i < 4:
-            Image.new("RGB", (40, 40), (200 if bad else 20, 60, 90)).save(root / "imgs" / f"{i}.png")
-            row["image"] = f"imgs/{i}.png"
-        rows.append(row)
-    (root / "imgs" / "broken.png").write_bytes(b"not a png at all")
-    rows.append({"id": "broken", "text": "an idiot", "label": "very_harmful", "image": "imgs/broken.png"})
-    rows.append({"id": "empty", "text": "  ", "label": "not_harmful"})
-    rows.append({"id": "odd", "text": "hello", "label": "maybe"})
-    path = root / "memes.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+    return write_memes(root)
 
 
 @pytest.fixture(scope="module")

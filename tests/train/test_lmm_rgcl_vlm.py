@@ -15,33 +15,15 @@ import torch
 
 pytest.importorskip("peft")
 pytest.importorskip("faiss")
+from gen_helpers import write_memes
 from vlm_helpers import make_llava, make_qwen2_vl
 
 from somelvlm.train.lmm_rgcl import LMMRGCLConfig
 from somelvlm.train.lmm_rgcl_run import train
 
-BAD = ["you are an idiot, shut up", "the meme makes fun of politicians, idiot", "shut up you stupid idiot"]
-GOOD = ["please be quiet, lovely day #sun", "#love #sun #happy", "a polite post about the sun"]
-
 
 def _memes(root: Path) -> Path:
-    from PIL import Image
-
-    (root / "imgs").mkdir(parents=True)
-    rows = []
-    for i in range(16):
-        bad = i % 2 == 0
-        row = {"id": f"m{i}", "text": f"{(BAD if bad else GOOD)[i % 3]} {i}",
-               "label": "very_harmful" if bad else "not_harmful", "split": "val" if i >= 12 else "train"}
-        if i < 4:
-            Image.new("RGB", (40, 40), (200 if bad else 20, 60, 90)).save(root / "imgs" / f"{i}.png")
-            row["image"] = f"imgs/{i}.png"
-        rows.append(row)
-    (root / "imgs" / "broken.png").write_bytes(b"not a png at all")
-    rows.append({"id": "broken", "text": "an idiot", "label": "very_harmful", "image": "imgs/broken.png"})
-    path = root / "memes.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+    return write_memes(root, three_labels=False, bad_rows=False)
 
 
 COMMON = {"task": "harmful_meme", "max_len": 96, "batch_size": 4, "lr": 5e-3, "head_lr": 5e-3,

@@ -153,23 +153,15 @@ def encode_meme(tokenizer, prompt: str, answer: str | None, num_image_tokens: in
 def collate_memes(items: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-padded (batch, longest) input_ids / attention_mask / labels / image_mask, ``last`` (batch,)
     and, when the items carry image features, ``image_feats`` (n_with_image, cells, dim) in row order."""
-    n = max(len(it["ids"]) for it in items)
-    batch = {"input_ids": torch.full((len(items), n), pad_id, dtype=torch.long),
-             "attention_mask": torch.zeros((len(items), n), dtype=torch.long),
-             "labels": torch.full((len(items), n), -100, dtype=torch.long),
-             "image_mask": torch.zeros((len(items), n), dtype=torch.bool),
-             "last": torch.tensor([it["last"] for it in items], dtype=torch.long)}
-    for row, it in enumerate(items):
-        k = len(it["ids"])
-        batch["input_ids"][row, :k] = torch.tensor(it["ids"])
-        batch["attention_mask"][row, :k] = 1
-        batch["labels"][row, :k] = torch.tensor(it["labels"])
-        batch["image_mask"][row, :k] = torch.tensor(it["image_mask"])
+    from somelvlm.models.lvlm import right_pad
+
+    batch = right_pad(items, pad_id)
+    batch["last"] = torch.tensor([it["last"] for it in items], dtype=torch.long)
     feats = [it["feats"] for it in items if it.get("feats") is not None]
     if feats:
         batch["image_feats"] = torch.stack(feats)
     if all(it.get("states") is not None for it in items):
-        states = torch.zeros((len(items), n, items[0]["states"].shape[-1]))
+        states = torch.zeros((len(items), batch["input_ids"].shape[1], items[0]["states"].shape[-1]))
         for row, it in enumerate(items):
             states[row, :len(it["ids"])] = it["states"]
         batch["states"] = states                                                   # (batch, seq, lm_dim)

@@ -335,6 +335,24 @@ def _warn_empty(result: list[Generated]) -> list[Generated]:
     return result
 
 
+def right_pad(items: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    """Training / scoring batch of encoded items (``ids``, ``labels``, ``image_mask`` lists), each
+    (batch, longest), right-padded: ``input_ids``, ``attention_mask``, ``labels`` (-100 on padding)
+    and ``image_mask``."""
+    n = max(len(it["ids"]) for it in items)
+    batch = {"input_ids": torch.full((len(items), n), pad_id, dtype=torch.long),
+             "attention_mask": torch.zeros((len(items), n), dtype=torch.long),
+             "labels": torch.full((len(items), n), -100, dtype=torch.long),
+             "image_mask": torch.zeros((len(items), n), dtype=torch.bool)}
+    for row, it in enumerate(items):
+        k = len(it["ids"])
+        batch["input_ids"][row, :k] = torch.tensor(it["ids"])
+        batch["attention_mask"][row, :k] = 1
+        batch["labels"][row, :k] = torch.tensor(it["labels"])
+        batch["image_mask"][row, :k] = torch.tensor(it["image_mask"])
+    return batch
+
+
 def _left_pad(encoded: list[EncodedPrompt], pad_id: int):
     """(ids, attention_mask, image_mask), each (batch, longest), padded on the left for decoding."""
     n = max(len(e.ids) for e in encoded)

@@ -50,20 +50,11 @@ def tokenize_record(tokenizer, record: dict, num_image_tokens: int, config: Inst
 
 
 def collate(items: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded (batch, longest) ids / attention mask / labels / image mask."""
-    n = max(len(it["ids"]) for it in items)
-    batch = {
-        "input_ids": torch.full((len(items), n), pad_id, dtype=torch.long),
-        "attention_mask": torch.zeros((len(items), n), dtype=torch.long),
-        "labels": torch.full((len(items), n), -100, dtype=torch.long),
-        "image_mask": torch.zeros((len(items), n), dtype=torch.bool),
-    }
-    for row, it in enumerate(items):
-        k = len(it["ids"])
-        batch["input_ids"][row, :k] = torch.tensor(it["ids"])
-        batch["attention_mask"][row, :k] = 1
-        batch["labels"][row, :k] = torch.tensor(it["labels"])
-        batch["image_mask"][row, :k] = torch.tensor(it["image_mask"])
+    """Right-padded (batch, longest) ids / attention mask / labels / image mask (``lvlm.right_pad``),
+    plus ``image_feats`` (batch, cells, dim) when the items carry features."""
+    from somelvlm.models.lvlm import right_pad
+
+    batch = right_pad(items, pad_id)
     if "feats" in items[0]:
         batch["image_feats"] = torch.stack([it["feats"] for it in items])       # (batch, cells, dim)
     return batch

@@ -354,10 +354,15 @@ def stage1_folder(config: LMMRGCLConfig) -> str:
     return config.stage1_model or str(Path(config.out) / "stage1" / "model")
 
 
-def lm_and_head_groups(trainable: dict, config) -> list[dict]:
-    """Optimizer groups of stage 1: the LMM's weights (``head.*`` excluded) at ``lr``, the head at ``head_lr``."""
-    return [{"params": [p for n, p in trainable.items() if not n.startswith("head.")], "lr": config.lr},
-            {"params": [p for n, p in trainable.items() if n.startswith("head.")], "lr": config.head_lr}]
+def stage1_optimizer(config, out: Path, trainable: dict, n_items: int, log: Callable[[str], None]) -> tuple:
+    """Stage 1's optimizer, schedule and resume point (``train.loop.optimizer_and_resume``): the LMM's
+    weights (names not starting with ``head.``) at ``lr``, the head at ``head_lr``."""
+    from somelvlm.train.loop import optimizer_and_resume
+
+    log(f"trainable weights: {sum(p.numel() for p in trainable.values()):,}")
+    groups = [{"params": [p for n, p in trainable.items() if not n.startswith("head.")], "lr": config.lr},
+              {"params": [p for n, p in trainable.items() if n.startswith("head.")], "lr": config.head_lr}]
+    return optimizer_and_resume(config, out, trainable, n_items, log, groups=groups)
 
 
 def train_stage1(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
@@ -365,7 +370,7 @@ def train_stage1(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
 
     from somelvlm.models.lmm_rgcl import collate_memes
     from somelvlm.taxonomy.registry import get_task
-    from somelvlm.train.loop import optimizer_and_resume, stage1_steps
+    from somelvlm.train.loop import stage1_steps
 
     out = stage_dir(config)
     train_memes, _, skipped = split_memes(config)
@@ -387,10 +392,7 @@ def train_stage1(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
     if lvlm.connector is not None:
         trainable |= {f"connector.{n}": p for n, p in lvlm.connector.named_parameters() if p.requires_grad}
     trainable |= {f"head.{n}": p for n, p in head.named_parameters()}
-    log(f"trainable weights: {sum(p.numel() for p in trainable.values()):,}")
-    groups = lm_and_head_groups(trainable, config)
-    optimizer, schedule, per_epoch, total, step = optimizer_and_resume(config, out, trainable, len(items), log,
-                                                                       groups=groups)
+    optimizer, schedule, per_epoch, total, step = stage1_optimizer(config, out, trainable, len(items), log)
     lvlm.train()
     head.train()
 

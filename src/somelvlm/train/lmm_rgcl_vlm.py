@@ -28,9 +28,9 @@ from somelvlm.train.lmm_rgcl import (
     head_config,
     head_terms,
     index_meta,
-    lm_and_head_groups,
     save_with_index,
     split_memes,
+    stage1_optimizer,
     stage_dir,
 )
 
@@ -116,7 +116,7 @@ def train_stage1_vlm(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
     """Stage 1 on a Hugging Face VLM; resumes from the newest checkpoint; returns the model folder."""
     from somelvlm.models.lmm_rgcl_vlm import as_parts, collate_vlm, needs_image, vlm_forward
     from somelvlm.taxonomy.registry import get_task
-    from somelvlm.train.loop import optimizer_and_resume, stage1_steps
+    from somelvlm.train.loop import stage1_steps
 
     if config.cache_frozen_layers:
         log("cache_frozen_layers applies to the compose LVLM only: the VLM runs in full")
@@ -139,10 +139,7 @@ def train_stage1_vlm(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
         head.fit_standardizer(vlm_h(model, processor, items, config.h_pool))
     trainable = {f"lm.{n}": p for n, p in model.named_parameters() if p.requires_grad}
     trainable |= {f"head.{n}": p for n, p in head.named_parameters()}
-    log(f"trainable weights: {sum(p.numel() for p in trainable.values()):,}")
-    groups = lm_and_head_groups(trainable, config)
-    optimizer, schedule, per_epoch, total, step = optimizer_and_resume(config, out, trainable, len(items), log,
-                                                                       groups=groups)
+    optimizer, schedule, per_epoch, total, step = stage1_optimizer(config, out, trainable, len(items), log)
     model.train()
     head.train()
 
