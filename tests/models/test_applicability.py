@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from test_compact import LORA, build
 
-from somelvlm.models.applicability import Applicability, HeadDomain, domain_probability, fit_head, model_digest
+from somelvlm.models.applicability import (Applicability, HeadDomain, domain_heads, domain_probability, fit_head,
+                                           model_digest)
 from somelvlm.models.calibration import Calibration
 from somelvlm.models.compact import CompactModel, save_compact
 from somelvlm.models.encoder import encoder_digest as weights_digest
@@ -34,6 +35,20 @@ def test_domain_classifier_separates_domains_and_threshold_flags_the_share_asked
     assert (domain_probability(other[300:], weights) < threshold).mean() > 0.95  # the other domain flagged
     with pytest.raises(ValueError, match="background"):
         fit_head(own, other[:0], own, quantile=0.05)
+
+
+def test_topic_bound_heads_stand_alone_and_the_others_take_their_whole_genre():
+    tasks = ["sentiment", "emotion", "fake_news", "stance", "hateful_meme", "humor", "humor_rating", "party"]
+    texts = {t: {f"{t} post"} for t in tasks}
+    texts["humor_rating"] = texts["humor"]  # the same jokes: never on either side of each other
+    same, others, rule = domain_heads("sentiment", tasks, texts)  # every tweet is a sentiment head's post
+    assert same == ["emotion", "fake_news", "stance"] and others == ["hateful_meme", "humor", "humor_rating", "party"]
+    assert rule == "tweet posts against other genres"
+    same, others, rule = domain_heads("fake_news", tasks, texts)  # COVID-only: ordinary tweets are foreign
+    assert same == [] and others == ["sentiment", "emotion", "stance", "hateful_meme", "humor", "humor_rating", "party"]
+    assert rule == "own posts against every other dataset"
+    same, others, _ = domain_heads("humor_rating", tasks, texts)
+    assert "humor" not in same + others
 
 
 @pytest.fixture(scope="module")

@@ -39,8 +39,26 @@ def test_image_posts_get_image_text_heads_and_text_posts_do_not_change(feature_c
     for task in image_tasks:
         assert rows[1][task]["modality"] == "image+text"
         assert abs(sum(rows[1][task]["probs"].values()) - 1) < 1e-3
+        assert isinstance(rows[1][task]["in_domain"], bool)  # the image+text head's own applicability
+        assert 0 <= rows[1][task]["domain_score"] <= 1
         assert plain[1][task]["modality"] == "text"
     for task in set(MM_TASKS) - image_tasks:
         assert rows[1][task] == plain[1][task]  # no image+text head, or its image does not help: the text head's answer
         assert rows[1][task]["modality"] == "text"
     assert rows[1]["emotion"] == plain[1]["emotion"]
+
+
+def test_image_text_heads_without_or_with_stale_applicability(tmp_path, feature_cache):
+    import shutil
+
+    folder = tmp_path / "offensive_meme"
+    shutil.copytree(MM_ASSETS / "offensive_meme", folder)
+    image, text = [draw_meme(1, False)], ["when the code works on the first try"]
+    fitted = MultimodalHeads([folder]).predict(image, text)[0]["offensive_meme"]
+    assert isinstance(fitted["in_domain"], bool)
+    (folder / "applicability.safetensors").unlink()  # a head folder from before applicability
+    old = MultimodalHeads([folder]).predict(image, text)[0]["offensive_meme"]
+    assert old["in_domain"] is None and old["domain_score"] is None and old["probs"] == fitted["probs"]
+    shutil.copy(MM_ASSETS / "meme_sentiment" / "applicability.safetensors", folder)  # fit on other weights
+    with pytest.raises(ValueError, match="fit_trust_mm.py"):
+        MultimodalHeads([folder])

@@ -52,6 +52,8 @@ def test_bad_task_files_name_file_and_field(tmp_path):
         "placeholder": ("{choices}", "{choices} {oops}", "oops"),
         "extra key": ("kind: classification", "kind: classification\ncolour: blue", "unknown keys"),
         "alias of no label": ("kind: classification", "kind: classification\naliases: {glee: [gleeful]}", "aliases"),
+        "domain key": ("  genre: tweet", "  genre: tweet\n  platform: x", "`domain` takes only"),
+        "empty genre": ("  genre: tweet", "  genre: ''", "non-empty"),
     }
     for what, (old, new, expected) in cases.items():
         path = tmp_path / "emotion.yaml"
@@ -63,3 +65,11 @@ def test_bad_task_files_name_file_and_field(tmp_path):
     (tmp_path / "other.yaml").write_text(good, encoding="utf-8")
     with pytest.raises(TaskFileError, match="must equal the file name"):
         Task.from_yaml(tmp_path / "other.yaml")
+
+
+def test_topic_bound_heads_are_the_tasks_that_name_one_subject():
+    bound = {t.name for t in all_tasks() if t.topic_bound}
+    assert {"fake_news", "verify_post", "party", "claim_veracity", "stance"} <= bound
+    assert not {"emotion", "sentiment", "hate", "offensive", "irony"} & bound
+    assert get_task("sentiment").genre == get_task("fake_news").genre == "tweet"
+    assert get_task("hateful_meme").genre == "meme" and get_task("hateful_meme").topic == ""

@@ -18,6 +18,7 @@ from .cache import FeatureCache, default_root
 
 EXTRACTORS = Registry("feature extractor", {
     "minilm": "somelvlm.features.text:MiniLMEncoder",
+    "mpnet": "somelvlm.features.text:MPNetEncoder",
     "e5": "somelvlm.features.text:E5Encoder",
     "efficientnet_lite0": "somelvlm.features.image:EfficientNetLite0",
     "efficientnet_lite0_grid": "somelvlm.features.image:efficientnet_lite0_grid",

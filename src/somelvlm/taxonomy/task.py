@@ -15,8 +15,9 @@ KINDS: tuple[str, ...] = ("classification", "regression", "generation")
 MODALITIES: tuple[str, ...] = ("text", "image", "both")
 PLACEHOLDERS = {"text", "choices", "target", "range"}
 _KEYS = {"name", "level", "family", "modality", "kind", "description", "labels", "aliases", "range",
-         "metrics", "sources", "prompts", "generation"}
+         "metrics", "sources", "prompts", "generation", "domain"}
 GENERATION_KEYS = {"max_new_tokens"}
+DOMAIN_KEYS = {"genre", "topic"}
 
 
 class TaskFileError(ValueError):
@@ -67,7 +68,19 @@ class Task:
     max_new_tokens: int | None = None
     """How many tokens an answer by generation may take (YAML ``generation: {max_new_tokens: N}``);
     None: 12 for classification and rating answers, 64 for generation tasks."""
+    genre: str = ""
+    """What kind of posts the task's data are (YAML ``domain: {genre: tweet}``): ``tweet``, ``meme``,
+    ``code_mixed_meme``, ``joke``, ``statement``; empty when not said. A head's applicability
+    contrasts its posts with posts of other genres."""
+    topic: str = ""
+    """The one subject the task's data are about (YAML ``domain: {topic: COVID-19}``), e.g. a COVID
+    fake-news detector; empty for tasks that apply to posts on any subject. A topic-bound head's
+    applicability contrasts its posts with every other dataset, also those of its own genre."""
     path: Path | None = field(default=None, compare=False)
+
+    @property
+    def topic_bound(self) -> bool:
+        return bool(self.topic)
 
     @property
     def answer_tokens(self) -> int:
@@ -183,10 +196,17 @@ class Task:
         max_new_tokens = generation.get("max_new_tokens")
         if max_new_tokens is not None and (not isinstance(max_new_tokens, int) or max_new_tokens < 1):
             raise fail("`generation.max_new_tokens` must be a positive integer")
+        domain = data.get("domain") or {}
+        if not isinstance(domain, dict) or set(domain) - DOMAIN_KEYS:
+            raise fail(f"`domain` takes only {sorted(DOMAIN_KEYS)}")
+        if any(not isinstance(v, str) or not v.strip() for v in domain.values()):
+            raise fail("`domain.genre` and `domain.topic` must be non-empty strings")
         return cls(
             name=data["name"], level=data["level"], family=data["family"], modality=data["modality"],
             kind=data["kind"], description=str(data["description"]).strip(), labels=labels,
-            metrics=metrics, sources=sources, prompts=prompts, range=rng, aliases=aliases, max_new_tokens=max_new_tokens, path=path,
+            metrics=metrics, sources=sources, prompts=prompts, range=rng, aliases=aliases,
+            max_new_tokens=max_new_tokens, genre=domain.get("genre", "").strip(),
+            topic=domain.get("topic", "").strip(), path=path,
         )
 
 

@@ -49,6 +49,9 @@ def task_panel(task: Task) -> Panel:
     head.add_row("level", level.name)
     head.add_row("family", family_name(task.family))
     head.add_row("kind / modality", f"{task.kind} / {task.modality}")
+    if task.genre or task.topic:
+        head.add_row("posts", ", ".join(filter(None, [task.genre and f"genre {task.genre}",
+                                                      task.topic and f"topic-bound: {task.topic}"])))
     head.add_row("metrics", ", ".join(m.name + (f"[{', '.join(m.labels)}]" if m.labels else "") for m in task.metrics))
     head.add_row("sources", "; ".join(f"{s.name}{'/' + s.subset if s.subset else ''} ({s.citation})" for s in task.sources))
     if task.range:

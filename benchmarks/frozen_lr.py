@@ -1,0 +1,134 @@
+"""Every some-mini head beside a frozen-encoder baseline: the frozen all-MiniLM-L6-v2 (no LoRA) + a
+logistic regression (ridge for the ratings), fit on the same number of training posts the head's
+training took per epoch, C and class weights chosen on VALIDATION by the head's primary metric, then
+scored once on TEST. Per target for stance. The issue's bar: every head above it on test.
+
+    nice -n 10 python benchmarks/frozen_lr.py [--data-root ../shared/data] [--test-cap 10000]
+
+The head's test score comes from ``results/quality.json`` (full test split); the baseline's test is the
+full split too, except sentiment and emoji, cut to ``--test-cap`` posts (a fixed sample; the n column
+says so). Writes ``results/frozen_lr.{json,md}`` and a section of ``results/quality.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+
+def train_cap(config: dict, task: str) -> int | None:
+    """How many training posts the head saw per epoch (``max_per_task`` and its overrides)."""
+    return config.get("max_per_task_overrides", {}).get(task, config.get("max_per_task"))
+
+
+def fit_task(task: str, spec, X: dict, y: dict, g: dict) -> dict:
+    """The baseline chosen on val: ``{"C", "class_weight", "val", "test"}`` by the primary metric."""
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    from somelvlm.evaluate.metrics import head_metrics, metric_key
+    from somelvlm.taxonomy.registry import get_task
+
+    key = metric_key(get_task(task).primary_metric)
+    lower = spec.kind == "regression"  # rmse
+    best: dict | None = None
+    grid = [(a, None) for a in (0.1, 1.0, 10.0, 100.0)] if lower else \
+        [(c, cw) for c in (0.1, 0.3, 1.0, 3.0, 10.0) for cw in (None, "balanced")]
+    for c, cw in grid:
+        out = {}
+        for s in ("val", "test"):
+            out[s] = np.zeros(len(y[s])) if lower else np.zeros((len(y[s]), len(spec.labels)))
+        for grp in (sorted(set(g["train"])) if spec.groups else [-1]):
+            tr = g["train"] == grp
+            if lower:
+                model = Ridge(alpha=c).fit(X["train"][tr], y["train"][tr])
+            else:
+                model = LogisticRegression(C=c, class_weight=cw, max_iter=3000).fit(X["train"][tr], y["train"][tr])
+            for s in out:
+                m = g[s] == grp
+                if not m.any():
+                    continue
+                if lower:
+                    out[s][m] = model.predict(X[s][m])
+                else:
+                    out[s][np.ix_(m, model.classes_)] = model.predict_proba(X[s][m])
+        val = head_metrics(task, spec, y["val"], out["val"])[key]
+        test = head_metrics(task, spec, y["test"], out["test"])[key]
+        if best is None or (val < best["val"] if lower else val > best["val"]):
+            best = {"C" if not lower else "alpha": c, "class_weight": cw, "val": round(val, 3), "test": round(test, 3)}
+    return {"metric": key, "lower_is_better": lower, **best}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from somelvlm.data.head_items import cap, load_items
+    from somelvlm.features import FeatureCache, get_extractor
+    from somelvlm.models.compact import ASSETS
+    from somelvlm.taxonomy.heads import HeadSpec
+
+    sys.path.insert(0, str(HERE))
+    from calibration import put_section
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
+    ap.add_argument("--val-cap", type=int, default=2000)
+    ap.add_argument("--test-cap", type=int, default=10000)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--cache", type=Path, default=REPO / "out" / "frozen-cache")
+    args = ap.parse_args(argv)
+
+    config = json.loads((ASSETS / "some-mini" / "config.json").read_text(encoding="utf-8"))
+    specs = {h["task"]: HeadSpec.from_dict(h) for h in config["heads"]}
+    trained = config["trained"]["config"]
+    quality = json.loads((RESULTS / "quality.json").read_text(encoding="utf-8"))["ours"]["tasks"]
+    data = load_items(args.data_root, list(specs))
+    cache, minilm = FeatureCache(args.cache), get_extractor("minilm", num_threads=args.threads)
+    rows = {}
+    for task, spec in specs.items():
+        items = {"train": cap(data[task].get("train", []), train_cap(trained, task), seed=0),
+                 "val": cap(data[task].get("val", []), args.val_cap, seed=0),
+                 "test": cap(data[task].get("test", []), args.test_cap, seed=0)}
+        if not all(items.values()):
+            print(f"{task}: a split is empty, skipped", file=sys.stderr)
+            continue
+        X = {s: np.stack(cache.get_many(minilm, [it.text for it in v])) for s, v in items.items()}
+        y = {s: np.array([it.target for it in v], dtype=float if spec.kind == "regression" else int) for s, v in items.items()}
+        g = {s: np.array([it.group for it in v]) for s, v in items.items()}
+        row = fit_task(task, spec, X, y, g)
+        row["n"] = {s: len(v) for s, v in items.items()}
+        head = quality.get(task, {}).get(row["metric"])
+        row["head_test"] = head
+        row["head_beats"] = None if head is None else bool(head < row["test"] if row["lower_is_better"] else head > row["test"])
+        rows[task] = row
+        print(task, row, file=sys.stderr, flush=True)
+
+    below = [t for t, r in rows.items() if r["head_beats"] is False]
+    lines = ["| head | metric | n train / val / test | some-mini test | frozen MiniLM + LR test | (its val) | head above |",
+             "|---|---|---|---:|---:|---:|---|"]
+    for t, r in rows.items():
+        n = r["n"]
+        lines.append(f"| {t} | {r['metric']}{' (lower is better)' if r['lower_is_better'] else ''} | "
+                     f"{n['train']} / {n['val']} / {n['test']} | {r['head_test']} | {r['test']:.2f} | {r['val']:.2f} | "
+                     f"{'yes' if r['head_beats'] else '**no**'} |")
+    section = ("Each some-mini head beside the frozen all-MiniLM-L6-v2 (the encoder before our LoRA) + logistic "
+               "regression (ridge for ratings; per target for stance), trained on as many training posts as the head "
+               "saw per epoch, C and class weights chosen on validation, scored once on test. Reproduce: "
+               f"`python benchmarks/frozen_lr.py`. Heads at or below it on test: {len(below)} of {len(rows)} "
+               f"({', '.join(below) or 'none'}).\n\n" + "\n".join(lines) + "\n")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "frozen_lr.json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+    (RESULTS / "frozen_lr.md").write_text("# some-mini's heads beside frozen MiniLM + LR\n\n" + section, encoding="utf-8")
+    put_section(RESULTS / "quality.md", "Every head beside frozen MiniLM + LR", section, name="frozen-lr")
+    print(section)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
