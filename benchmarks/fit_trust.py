@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
+    for stale in ("calibration.json", "applicability.safetensors"):  # rewritten below; a stale one would refuse to load
+        (args.model / stale).unlink(missing_ok=True)
     model = CompactModel(args.model, threads=args.threads)
     digest = model_digest(args.model)
     store = EmbeddingStore(model, digest)

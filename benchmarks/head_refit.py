@@ -126,11 +126,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("kinds", nargs="*", default=None,
                         help="embed: int8 fp32 frozen mpnet (default the first three); fit: any '+' joins of them")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--train-cap", type=int, default=None,
+                        help="at most this many training posts per task (a fixed sample), for embed and fit alike")
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
     parser.add_argument("--work", type=Path, default=Path("runs/head_refit"))
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     data = load_items(args.data_root, FIVE)
+    if args.train_cap:
+        from somelvlm.data.head_items import cap
+
+        for t in FIVE:
+            data[t]["train"] = cap(data[t]["train"], args.train_cap, seed=0)
     if args.step == "embed":
         embed(data, args.work, args.kinds or ["int8", "fp32", "frozen"], args.threads)
         return

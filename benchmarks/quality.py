@@ -149,9 +149,16 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def _write(result: dict) -> None:
+    """quality.json and quality.md; the sections other scripts keep in quality.md (calibration,
+    applicability, baselines, ... between ``<!-- name:begin/end -->`` markers) are carried over."""
+    import re
+
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "quality.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    (OUT / "quality.md").write_text(markdown(result), encoding="utf-8")
+    old = (OUT / "quality.md").read_text(encoding="utf-8") if (OUT / "quality.md").is_file() else ""
+    kept = [m.group(0) for m in re.finditer(r"<!-- ([\w-]+):begin -->.*?<!-- \1:end -->", old, flags=re.S)]
+    text = markdown(result) + "".join(f"\n{block}\n" for block in kept)
+    (OUT / "quality.md").write_text(text, encoding="utf-8")
     print(markdown(result))
 
 

