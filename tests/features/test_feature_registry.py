@@ -9,7 +9,7 @@ import pytest
 from somelvlm.features import EXTRACTORS, Extractor, get_extractor
 from somelvlm.registry import UnknownNameError
 
-NAMES = ["e5", "efficientnet_lite0", "efficientnet_lite0_grid", "minilm", "ocr"]
+NAMES = ["e5", "efficientnet_lite0", "efficientnet_lite0_grid", "minilm", "mpnet", "ocr"]
 
 
 def test_names():
