@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("kinds", nargs="*", default=None,
                         help="embed: int8 fp32 frozen mpnet (default the first three); fit: any '+' joins of them")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "head_refit",
+                        help="results path without suffix (.json and .md are written)")
     parser.add_argument("--train-cap", type=int, default=None,
                         help="at most this many training posts per task (a fixed sample), for embed and fit alike")
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
@@ -142,13 +144,13 @@ def main(argv: list[str] | None = None) -> None:
         embed(data, args.work, args.kinds or ["int8", "fp32", "frozen"], args.threads)
         return
     res = fit(data, args.work, args.kinds or ["int8", "fp32", "frozen", "int8+frozen", "fp32+frozen"])
-    (HERE / "results" / "head_refit.json").write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
+    args.out.with_suffix(".json").write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
     lines = ["# Refitting SoMe-mini's TweetEval heads by logistic regression (C, class weights on val)", "",
              "`python benchmarks/head_refit.py embed && python benchmarks/head_refit.py fit`. Test, official metrics.", "",
              "| embeddings | " + " | ".join(FIVE) + " | average |", "|---|" + "---:|" * 6]
     for kind, row in res.items():
         lines.append(f"| {kind} | " + " | ".join(f"{row[t]['test']:.1f}" for t in FIVE) + f" | {row['average']:.1f} |")
-    (HERE / "results" / "head_refit.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
