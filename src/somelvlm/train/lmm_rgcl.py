@@ -536,20 +536,29 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict
     return out
 
 
-def train_stage2(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
-    from somelvlm.models.lmm_rgcl import load_parts
+def stage2_memes(model, config: LMMRGCLConfig, stage1: Path, s1: dict):
+    """Stage 2's start, shared by both recipes: ``model`` (the stage-1 LMM) frozen in eval mode, and
+    ``(task, train memes, val memes, skipped rows)`` of the domain; a domain of another task than the
+    stage-1 model answers is refused, naming both."""
     from somelvlm.taxonomy.registry import get_task
 
-    out = stage_dir(config)
-    stage1 = stage1_folder(config)
-    lvlm, tokenizer, head, s1 = load_parts(stage1, merge=False)
-    lvlm.eval()
-    for p in lvlm.parameters():
+    model.eval()
+    for p in model.parameters():
         p.requires_grad_(False)
     train_memes, val_memes, skipped = split_memes(config)
     task = get_task(s1["task"])
     if train_memes[0].task != task.name:
         raise ValueError(f"stage 1 model {stage1} answers {task.name}, domain {config.domain} is {train_memes[0].task}")
+    return task, train_memes, val_memes, skipped
+
+
+def train_stage2(config: LMMRGCLConfig, log: Callable[[str], None]) -> Path:
+    from somelvlm.models.lmm_rgcl import load_parts
+
+    out = stage_dir(config)
+    stage1 = stage1_folder(config)
+    lvlm, tokenizer, head, s1 = load_parts(stage1, merge=False)
+    task, train_memes, val_memes, skipped = stage2_memes(lvlm, config, stage1, s1)
     items, bad = prepare_memes(train_memes, tokenizer, task, lvlm.num_image_tokens, config, with_answers=False)
     val_items, _ = prepare_memes(val_memes, tokenizer, task, lvlm.num_image_tokens, config, with_answers=False)
     skipped += bad

@@ -31,6 +31,7 @@ from somelvlm.train.lmm_rgcl import (
     save_with_index,
     split_memes,
     stage1_optimizer,
+    stage2_memes,
     stage_dir,
 )
 
@@ -177,17 +178,11 @@ def train_stage2_vlm(config: LMMRGCLConfig, stage1: str, log: Callable[[str], No
     """Stage 2 with the stage-1 VLM frozen (unquantized, its adapter attached): h cached, the head
     retrained with RGCL (``train.lmm_rgcl.train_head_rgcl``); returns the model folder."""
     from somelvlm.models.lmm_rgcl_vlm import as_parts, load_vlm_parts, needs_image
-    from somelvlm.taxonomy.registry import get_task
 
     out = stage_dir(config)
     model, processor, head, s1 = load_vlm_parts(stage1, merge=False)
-    model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    train_memes, val_memes, skipped = split_memes(config)
-    task = get_task(s1["task"])
-    if train_memes[0].task != task.name:
-        raise ValueError(f"stage 1 model {stage1} answers {task.name}, domain {config.domain} is {train_memes[0].task}")
+    model.to("cuda" if torch.cuda.is_available() else "cpu")
+    task, train_memes, val_memes, skipped = stage2_memes(model, config, stage1, s1)
     blank = needs_image(model)
     items, bad = prepare_vlm_memes(train_memes, processor, task, config, False, blank)
     val_items, _ = prepare_vlm_memes(val_memes, processor, task, config, False, blank)
