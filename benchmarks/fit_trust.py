@@ -64,11 +64,14 @@ def fit_calibration(model, val: dict[str, tuple[np.ndarray, list]], digest: str)
 
 
 def fit_applicability(train: dict[str, tuple[np.ndarray, list]], val: dict[str, tuple[np.ndarray, list]],
-                      digest: str, *, quantile: float, per_background_head: int, c: float):
+                      digest: str, *, quantile: float, per_background_head: int, c: float,
+                      plain: dict[str, np.ndarray] | None = None):
     """A domain classifier per head: the training posts ``domain_heads`` puts on each side (its own,
     plus up to ``per_background_head`` of each other head there); threshold from the validation posts
     of the positive side (its own, plus as many of each same-genre head's): the share flagged is then
-    about ``quantile`` of the genre's posts, not of one collection's."""
+    about ``quantile`` of the genre's posts, not of one collection's. ``plain[task]`` (k, dim): embeddings
+    of the head's training posts without handles and links (``plain_copy``), added to the positives of
+    the head and of its genre's heads (the threshold still comes from the posts as they are)."""
     from somelvlm.models.applicability import Applicability, HeadDomain, domain_heads, fit_head
 
     app = Applicability(model_digest=digest)
@@ -79,7 +82,9 @@ def fit_applicability(train: dict[str, tuple[np.ndarray, list]], val: dict[str, 
             print(f"  {task}: no train or val posts, no applicability", file=sys.stderr)
             continue
         same, others, rule = domain_heads(task, [u for u in train if len(train[u][0])], texts)
-        positives = np.concatenate([emb] + [train[u][0][:per_background_head] for u in same])
+        plain = plain or {}
+        extra = [plain[u][:per_background_head] for u in same if u in plain]
+        positives = np.concatenate([emb, plain.get(task, emb[:0])] + [train[u][0][:per_background_head] for u in same] + extra)
         background = np.concatenate([train[u][0][:per_background_head] for u in others])
         v_emb = np.concatenate([v_emb] + [val[u][0][:per_background_head] for u in same])
         app.weights[task], threshold = fit_head(positives, background, v_emb, quantile=quantile, c=c)
@@ -90,7 +95,7 @@ def fit_applicability(train: dict[str, tuple[np.ndarray, list]], val: dict[str, 
 
 
 def main(argv: list[str] | None = None) -> None:
-    from somelvlm.models.applicability import model_digest
+    from somelvlm.models.applicability import model_digest, plain_copy
     from somelvlm.models.compact import ASSETS, CompactModel
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -124,9 +129,14 @@ def main(argv: list[str] | None = None) -> None:
             at += len(chosen[t])
         splits[split] = out
 
+    plain = {}
+    for t, (_, chosen) in splits["train"].items():  # the training posts without handles and links
+        changed = [q for it in chosen if (q := plain_copy(it.text)) and q != it.text]
+        plain[t] = store(changed) if changed else np.zeros((0, model.net.encoder.config.hidden_size), np.float32)
+    print(f"plain copies: {sum(map(len, plain.values()))} training posts without handles or links", file=sys.stderr)
     calibration = fit_calibration(model, splits["val"], digest)
     app = fit_applicability(splits["train"], splits["val"], digest, quantile=args.quantile,
-                            per_background_head=args.background, c=args.c)
+                            per_background_head=args.background, c=args.c, plain=plain)
     print(f"wrote {calibration.save(args.model)}")
     print(f"wrote {app.save(args.model)} ({(args.model / 'applicability.safetensors').stat().st_size / 1e3:.0f} kB)")
     for task in model.tasks:

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 from test_compact import LORA, build
 
-from somelvlm.models.applicability import (Applicability, HeadDomain, domain_heads, domain_probability, fit_head,
-                                           model_digest)
+from somelvlm.models.applicability import (
+    Applicability,
+    HeadDomain,
+    domain_heads,
+    domain_probability,
+    fit_head,
+    model_digest,
+    plain_copy,
+)
 from somelvlm.models.calibration import Calibration
 from somelvlm.models.compact import CompactModel, save_compact
 from somelvlm.models.encoder import encoder_digest as weights_digest
@@ -35,6 +42,18 @@ def test_domain_classifier_separates_domains_and_threshold_flags_the_share_asked
     assert (domain_probability(other[300:], weights) < threshold).mean() > 0.95  # the other domain flagged
     with pytest.raises(ValueError, match="background"):
         fit_head(own, other[:0], own, quantile=0.05)
+
+
+@pytest.mark.parametrize("text, plain", [
+    ("@user @user what a day http://t.co/x #blessed", "what a day #blessed"),
+    ("RT @Foo: so good URL", "so good"),
+    ("HTTPURL nice @USER", "nice"),
+    ("email me at a@b.com or www.example.org", "email me at a@b.com or"),
+    ("@user", ""),
+    ("no handles here", "no handles here"),
+])
+def test_plain_copy_drops_handles_and_links(text, plain):
+    assert plain_copy(text) == plain
 
 
 def test_topic_bound_heads_stand_alone_and_the_others_take_their_whole_genre():

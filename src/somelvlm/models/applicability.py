@@ -48,6 +48,7 @@ applicability (``threshold(task)`` is None).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -57,6 +58,21 @@ FILE = "applicability.safetensors"
 FORMAT = "somelvlm-applicability-v1"
 REDO = "rerun `python benchmarks/fit_trust.py --model FOLDER` to refit it"
 REDO_MM = "rerun `python benchmarks/fit_trust_mm.py --model FOLDER_OF_HEADS` to refit it"
+
+
+_HANDLE = re.compile(r"(?<![\w@])@\w+")
+_URL = re.compile(r"(?:https?://|www\.)\S+|(?<!\w)(?:URL|<url>|HTTPURL)(?!\w)")
+
+
+def plain_copy(text: str) -> str:
+    """``text`` without @handles and links (nor the placeholders datasets put in their place, ``@user``,
+    ``URL``, ``HTTPURL``), spaces collapsed. Fit-time augmentation: a domain classifier fit on a
+    collection's tweets also sees them in this form, so a post typed without them (the demo's examples,
+    a copy-pasted quote) is not foreign just for its style. Empty when nothing else is left."""
+    words = _URL.sub(" ", _HANDLE.sub(" ", text)).split()
+    while words and words[0] in ("RT", ":", "RT:"):  # what a retweet's handle leaves behind
+        words = words[1:]
+    return " ".join(words)
 
 
 def model_digest(folder: Path) -> str:
