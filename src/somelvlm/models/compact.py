@@ -55,13 +55,15 @@ def save_compact(net, specs: list[HeadSpec], folder: Path, *, encoder: str, enco
     atomic_write_text(folder / "config.json", json.dumps(config, indent=1) + "\n")
 
 
-def load_net(folder: Path, encoder_override: str | None = None):
-    """``(tokenizer, net, config)`` with the adapter merged into the encoder, in eval mode."""
+def load_net(folder: Path, encoder_override: str | None = None, *, merge: bool = True, lora_dropout: float = 0.0):
+    """``(tokenizer, net, config)`` with the adapter merged into the encoder, in eval mode; ``merge=False``
+    keeps the adapter a trainable peft wrapper (``train.distil`` continues training it)."""
     import torch
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    from somelvlm.models.encoder import encoder_digest as weights_digest, load_encoder
+    from somelvlm.models.encoder import encoder_digest as weights_digest
+    from somelvlm.models.encoder import load_encoder
     from somelvlm.models.heads import MultiTaskNet
 
     folder = Path(folder)
@@ -79,11 +81,11 @@ def load_net(folder: Path, encoder_override: str | None = None):
     tokenizer, base = load_encoder(encoder_name)
     lora = config["lora"]
     peft_model = get_peft_model(base, LoraConfig(r=lora["r"], lora_alpha=lora["alpha"],
-                                                 target_modules=lora["targets"], lora_dropout=0.0))
+                                                 target_modules=lora["targets"], lora_dropout=lora_dropout))
     tensors = load_file(str(folder / "model.safetensors"))
     lora_sd = {k[5:]: v.float() for k, v in tensors.items() if k.startswith("lora.")}
     set_peft_model_state_dict(peft_model, lora_sd)
-    encoder = peft_model.merge_and_unload()
+    encoder = peft_model.merge_and_unload() if merge else peft_model
     specs = [HeadSpec.from_dict(h) for h in config["heads"]]
     net = MultiTaskNet(encoder, specs)
     for task, head in net.heads.items():
