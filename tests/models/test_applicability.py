@@ -125,6 +125,21 @@ def test_fitted_folder_gives_typed_domain_fields_and_calibrated_probabilities(fo
     assert not np.allclose(cal["stance"][:, 0], raw["stance"][:, 0])
 
 
+def test_a_post_with_no_text_is_out_of_every_heads_domain(folders):
+    from PIL import Image
+
+    from somelvlm.posts import Post
+
+    model = CompactModel(folders[1], runtime="torch")
+    rows = model.predict(["", "  \n", IN[0]], ["emotion", "stance"])
+    for row in rows[:2]:
+        assert row["emotion"]["in_domain"] is False and row["emotion"]["domain_score"] == 0.0
+        assert row["stance"]["in_domain"] is False
+    assert rows[2]["emotion"]["in_domain"] is True
+    scores = model.domain_scores([Post(id="m", text=None, image=Image.new("RGB", (8, 8))), IN[0]], ["emotion"])["emotion"]
+    assert scores[0] == 0.0 and scores[1] > 0
+
+
 def test_probabilities_then_domain_scores_cost_one_encoder_pass(folders):
     model = CompactModel(folders[1], runtime="torch")
     calls = []

@@ -255,17 +255,24 @@ class CompactModel:
         """``task -> (n,)`` float32 domain scores in (0, 1): the head's domain classifier's probability that the
         post is like its training posts rather than other datasets' (``models/applicability.py``; higher =
         more within what the head was trained on). NaN for a head the folder has no applicability data for
-        (``domain_threshold(task)`` is None then)."""
+        (``domain_threshold(task)`` is None then). A post with no text at all (an image alone) scores 0 for
+        every head: there is nothing the text heads could have been trained on."""
         tasks = self._check(tasks)
         if self.applicability is None:
             return {t: np.full(len(texts), np.nan, dtype=np.float32) for t in tasks}
-        return self._domain(self._embeddings(texts), tasks)
+        return self._domain(self._embeddings(texts), tasks, texts)
 
-    def _domain(self, emb: np.ndarray, tasks: list[str]) -> dict[str, np.ndarray]:
-        """``domain_scores`` on embeddings (n, dim) already computed."""
+    def _domain(self, emb: np.ndarray, tasks: list[str], texts: list | None = None) -> dict[str, np.ndarray]:
+        """``domain_scores`` on embeddings (n, dim) already computed (of ``texts``, when given: empty ones score 0)."""
+        from somelvlm.models.base import texts_of
+
         if self.applicability is None:
             return {t: np.full(len(emb), np.nan, dtype=np.float32) for t in tasks}
-        return {t: self.applicability.scores(t, emb) for t in tasks}
+        empty = np.array([not t.strip() for t in texts_of(texts)], bool) if texts is not None else np.zeros(len(emb), bool)
+        scores = {t: self.applicability.scores(t, emb) for t in tasks}
+        for arr in scores.values():
+            arr[empty] = 0.0
+        return scores
 
     def domain_threshold(self, task: str) -> float | None:
         """The score at or above which a post is within ``task``'s domain, or None without applicability data."""
@@ -283,7 +290,7 @@ class CompactModel:
         tasks = self._check(tasks)
         emb = self._embeddings(texts)  # one encoder pass for the labels and the domain scores
         probs = self._proba(emb, tasks, calibrated=True)
-        domain = self._domain(emb, tasks)
+        domain = self._domain(emb, tasks, texts)
         rows: list[dict] = [{} for _ in range(len(emb))]
         for task, arr in probs.items():
             threshold = self.domain_threshold(task)
