@@ -170,7 +170,8 @@ def train_student(args, data) -> None:
 
 def evaluate(args, data) -> dict:
     """TweetEval five of a model folder: its heads as they are, and an LR refit on its embedding."""
-    from sklearn.linear_model import LogisticRegression
+    sys.path.insert(0, str(HERE))
+    from head_refit import lr_probs
 
     from somelvlm.evaluate.metrics import score
     from somelvlm.models.compact import CompactModel
@@ -196,14 +197,7 @@ def evaluate(args, data) -> dict:
         best = (-1.0, None)
         for C in (0.1, 0.3, 1.0, 3.0, 10.0):
             for cw in (None, "balanced"):
-                probs = {s: np.zeros((len(y[s]), len(spec.labels))) for s in ("val", "test")}
-                for grp in (sorted(set(g["train"])) if spec.groups else [-1]):
-                    tr = g["train"] == grp
-                    clf = LogisticRegression(C=C, class_weight=cw, max_iter=3000).fit(U["train"][tr], y["train"][tr])
-                    for s in probs:
-                        m = g[s] == grp
-                        if m.any():
-                            probs[s][np.ix_(m, clf.classes_)] = clf.predict_proba(U[s][m])
+                probs = lr_probs(spec, U, y, g, C, cw)
                 v, te = (score(metric.name, lab(y[s]), lab(probs[s].argmax(1)), metric.labels) for s in ("val", "test"))
                 if v > best[0]:
                     best = (v, {"C": C, "class_weight": cw, "val": round(v, 2), "test": round(te, 2)})

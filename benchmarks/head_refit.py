@@ -68,11 +68,25 @@ def shipped_probs(work: Path, data, t: str, s: str) -> np.ndarray:
     return p
 
 
+def lr_probs(spec, X: dict, y: dict, g: dict, C: float, cw, splits=("val", "test")) -> dict[str, np.ndarray]:
+    """``split -> (n, labels)`` probabilities of a logistic regression fit on ``X["train"]`` (n, dim) and
+    ``y["train"]``; per-target heads (stance) get one per target (``g``: each post's target index)."""
+    from sklearn.linear_model import LogisticRegression
+
+    probs = {s: np.zeros((len(y[s]), len(spec.labels))) for s in splits}
+    for grp in (sorted(set(g["train"])) if spec.groups else [-1]):
+        tr = g["train"] == grp
+        clf = LogisticRegression(C=C, class_weight=cw, max_iter=3000).fit(X["train"][tr], y["train"][tr])
+        for s in probs:
+            m = g[s] == grp
+            if m.any():
+                probs[s][np.ix_(m, clf.classes_)] = clf.predict_proba(X[s][m])
+    return probs
+
+
 def fit(data, work: Path, kinds: list[str]) -> dict:
     """Per kind and task: the LR (C, class weights; for ``heads+<kind>`` also the weight of the shipped
     heads' probabilities in an average with the LR's) chosen by the official metric on val."""
-    from sklearn.linear_model import LogisticRegression
-
     from somelvlm.evaluate.metrics import score
     from somelvlm.taxonomy.registry import get_task
     from somelvlm.taxonomy.heads import head_spec
@@ -96,14 +110,7 @@ def fit(data, work: Path, kinds: list[str]) -> dict:
             best = (-1.0, None)
             for C in (0.1, 0.3, 1.0, 3.0, 10.0):
                 for cw in (None, "balanced"):
-                    probs = {s: np.zeros((len(y[s]), len(spec.labels))) for s in ("val", "test")}
-                    for grp in (sorted(set(g["train"])) if spec.groups else [-1]):  # stance: one LR per target
-                        tr = g["train"] == grp
-                        clf = LogisticRegression(C=C, class_weight=cw, max_iter=3000).fit(X["train"][tr], y["train"][tr])
-                        for s in probs:
-                            m = g[s] == grp
-                            if m.any():
-                                probs[s][np.ix_(m, clf.classes_)] = clf.predict_proba(X[s][m])
+                    probs = lr_probs(spec, X, y, g, C, cw)
                     for w in ((0.25, 0.5, 0.75) if ensemble else (0.0,)):
                         pred = {s: (w * heads[s] + (1 - w) * probs[s] if ensemble else probs[s]).argmax(1)
                                 for s in probs}
