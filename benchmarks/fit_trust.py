@@ -85,9 +85,9 @@ def fit_applicability(train: dict[str, tuple[np.ndarray, list]], val: dict[str, 
             print(f"  {task}: no train or val posts, no applicability", file=sys.stderr)
             continue
         same, others, rule = domain_heads(task, [u for u in train if len(train[u][0])], texts)
-        plain = {} if get_task(task).topic_bound else (plain or {})  # a topic is content; a genre is no markup
-        extra = [plain[u][:per_background_head] for u in same if u in plain]
-        positives = np.concatenate([emb, plain.get(task, emb[:0])] + [train[u][0][:per_background_head] for u in same] + extra)
+        copies = {} if get_task(task).topic_bound else (plain or {})  # a topic is content; a genre is no markup
+        extra = [copies[u][:per_background_head] for u in same if u in copies]
+        positives = np.concatenate([emb, copies.get(task, emb[:0])] + [train[u][0][:per_background_head] for u in same] + extra)
         background = np.concatenate([train[u][0][:per_background_head] for u in others])
         v_emb = np.concatenate([v_emb] + [val[u][0][:per_background_head] for u in same])
         app.weights[task], threshold = fit_head(positives, background, v_emb, quantile=quantile, c=c)
