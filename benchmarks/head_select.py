@@ -98,6 +98,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--test-cap", type=int, default=1500)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ship", action="store_true")
+    ap.add_argument("--train-cap", type=int, default=None,
+                    help="training posts per head for the refit (default: as many as the head saw per epoch; 0: all)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="write results/<out>.{json,md} only (an experiment: quality.md and the card untouched)")
     args = ap.parse_args(argv)
 
     model = CompactModel(args.model, threads=args.threads)
@@ -108,6 +112,8 @@ def main(argv: list[str] | None = None) -> dict:
     rows, new_heads = {}, {}
     for task, spec in model.specs.items():
         cap = trained.get("max_per_task_overrides", {}).get(task, trained.get("max_per_task"))
+        if args.train_cap is not None:
+            cap = args.train_cap or None
         split = {"train": sample(items[task].get("train", []), cap, 0), "val": sample(items[task].get("val", []), args.val_cap, 0),
                  "test": sample(items[task].get("test", []), args.test_cap, 0)}
         if not all(split.values()):
@@ -144,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
     five = [t for t in ("emotion", "hate", "irony", "offensive", "stance") if t in rows]
     pick = lambda r, s: r["refit"][s] if r["chosen"] == "refit" else r["shipped"][s]  # noqa: E731
     lines = ["# Per-head selection on validation: trained head or linear refit on the same embedding", "",
-             __doc__.split("\n\n")[1], "", "Reproduce: `python benchmarks/head_select.py`.", "",
+             __doc__.split("\n\n")[1], "", "Reproduce: `python benchmarks/head_select.py" + "".join(" " + a for a in (argv if argv is not None else sys.argv[1:])) + "`.", "",
              "| head | n train / val / test | val: trained → refit | test: trained → refit | chosen (on val) | test of the chosen |",
              "|---|---|---:|---:|---|---:|"]
     for t, r in rows.items():
@@ -158,8 +164,12 @@ def main(argv: list[str] | None = None) -> dict:
               f"{np.mean([rows[t]['shipped']['test'] for t in five]):.2f} (trained) → "
               f"{np.mean([pick(rows[t], 'test') for t in five]):.2f} (chosen)."]
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "head_select.json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
-    (RESULTS / "head_select.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = args.out or RESULTS / "head_select"
+    out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if args.out is not None:
+        print("\n".join(lines))
+        return rows
     from calibration import put_section
 
     section = "\n".join(lines[2:]) + "\n"
@@ -190,12 +200,14 @@ def ship(folder: Path, new_heads: dict, rows: dict, old_digest: str) -> None:
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    before = config["trained"].get("head_select", {}).get("heads", {})  # earlier rounds' choices stay on record
     config["trained"]["head_select"] = {
         "rule": "linear refit on the shipped embedding replaces the trained head when strictly better on val",
         "written_by": "benchmarks/head_select.py --ship",
-        "heads": {t: {"val_trained": rows[t]["shipped"]["val"], "val_refit": rows[t]["refit"]["val"],
-                      **{k: rows[t]["refit"][k] for k in ("C", "alpha", "class_weight") if k in rows[t]["refit"]}}
-                  for t in new_heads}}
+        "heads": {**before, **{t: {"val_trained": rows[t]["shipped"]["val"], "val_refit": rows[t]["refit"]["val"],
+                                   "n_train": rows[t]["n"]["train"],
+                                   **{k: rows[t]["refit"][k] for k in ("C", "alpha", "class_weight") if k in rows[t]["refit"]}}
+                               for t in new_heads}}}
     atomic_write_text(folder / "config.json", json.dumps(config, indent=1) + "\n")
     new_digest = model_digest(folder)
     for suffix in ("-emb.npy", "-texts.json"):  # the encoder is unchanged: so are the embeddings
