@@ -25,9 +25,12 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 
-def train_cap(config: dict, task: str) -> int | None:
-    """How many training posts the head saw per epoch (``max_per_task`` and its overrides)."""
-    return config.get("max_per_task_overrides", {}).get(task, config.get("max_per_task"))
+def train_cap(config: dict, task: str, refits: dict | None = None) -> int | None:
+    """How many training posts the head was fit on: the refit's (``trained.head_select``, ``n_train``)
+    when ``head_select.py`` replaced it on more posts, else how many it saw per epoch (``max_per_task``
+    and its overrides)."""
+    n = (refits or {}).get(task, {}).get("n_train")
+    return n if n else config.get("max_per_task_overrides", {}).get(task, config.get("max_per_task"))
 
 
 def fit_task(task: str, spec, X: dict, y: dict, g: dict) -> dict:
@@ -92,7 +95,8 @@ def main(argv: list[str] | None = None) -> dict:
     cache, minilm = FeatureCache(args.cache), get_extractor("minilm", num_threads=args.threads)
     rows = {}
     for task, spec in specs.items():
-        items = {"train": cap(data[task].get("train", []), train_cap(trained, task), seed=0),
+        refits = config["trained"].get("head_select", {}).get("heads", {})
+        items = {"train": cap(data[task].get("train", []), train_cap(trained, task, refits), seed=0),
                  "val": cap(data[task].get("val", []), args.val_cap, seed=0),
                  "test": cap(data[task].get("test", []), args.test_cap, seed=0)}
         if not all(items.values()):
