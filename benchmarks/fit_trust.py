@@ -65,7 +65,8 @@ def fit_calibration(model, val: dict[str, tuple[np.ndarray, list]], digest: str)
 
 def fit_applicability(train: dict[str, tuple[np.ndarray, list]], val: dict[str, tuple[np.ndarray, list]],
                       digest: str, *, quantile: float, per_background_head: int, c: float,
-                      plain: dict[str, np.ndarray] | None = None):
+                      plain: dict[str, np.ndarray] | None = None, topic_background: int | None = None,
+                      topic_c: float | None = None):
     """A domain classifier per head: the training posts ``domain_heads`` puts on each side (its own,
     plus up to ``per_background_head`` of each other head there); threshold from the validation posts
     of the positive side (its own, plus as many of each same-genre head's): the share flagged is then
@@ -73,7 +74,10 @@ def fit_applicability(train: dict[str, tuple[np.ndarray, list]], val: dict[str, 
     of the head's training posts without handles and links (``plain_copy``), added to the positives of
     a genre head and of its genre's heads (the threshold still comes from the posts as they are). Not
     for topic-bound heads: with the links gone, the news-event head took in 8 points more of ordinary
-    tweets (91.1% -> 83.4% flagged) and an insult from the demo."""
+    tweets (91.1% -> 83.4% flagged) and an insult from the demo. A topic-bound head may take a larger
+    background (``topic_background`` posts of each other dataset) and its own ``topic_c``: chosen on
+    validation posts by benchmarks/domain_sweep.py (a topic is narrower than a genre, so more of the
+    ordinary posts around it sharpen its edge)."""
     from somelvlm.models.applicability import Applicability, HeadDomain, domain_heads, fit_head
     from somelvlm.taxonomy.registry import get_task
 
@@ -85,12 +89,15 @@ def fit_applicability(train: dict[str, tuple[np.ndarray, list]], val: dict[str, 
             print(f"  {task}: no train or val posts, no applicability", file=sys.stderr)
             continue
         same, others, rule = domain_heads(task, [u for u in train if len(train[u][0])], texts)
-        copies = {} if get_task(task).topic_bound else (plain or {})  # a topic is content; a genre is no markup
+        topic = get_task(task).topic_bound
+        copies = {} if topic else (plain or {})  # a topic is content; a genre is no markup
+        n_back = (topic_background or per_background_head) if topic else per_background_head
         extra = [copies[u][:per_background_head] for u in same if u in copies]
         positives = np.concatenate([emb, copies.get(task, emb[:0])] + [train[u][0][:per_background_head] for u in same] + extra)
-        background = np.concatenate([train[u][0][:per_background_head] for u in others])
+        background = np.concatenate([train[u][0][:n_back] for u in others])
         v_emb = np.concatenate([v_emb] + [val[u][0][:per_background_head] for u in same])
-        app.weights[task], threshold = fit_head(positives, background, v_emb, quantile=quantile, c=c)
+        app.weights[task], threshold = fit_head(positives, background, v_emb, quantile=quantile,
+                                                c=(topic_c or c) if topic else c)
         app.heads[task] = HeadDomain(threshold=round(threshold, 6), quantile=quantile, n_train=len(positives),
                                      n_val=len(v_emb), n_background=len(background), background=others,
                                      contrast=rule, positives=same)
@@ -109,6 +116,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--background", type=int, default=200,
                     help="training posts of each other dataset's head in a head's background (negatives)")
     ap.add_argument("--c", type=float, default=1.0, help="inverse L2 strength of the domain classifiers")
+    ap.add_argument("--topic-background", type=int, default=1000,
+                    help="background posts per other dataset for a topic-bound head (chosen on val: domain_sweep.py)")
+    ap.add_argument("--topic-c", type=float, default=4.0, help="C of a topic-bound head's domain classifier (ditto)")
     ap.add_argument("--quantile", type=float, default=0.05,
                     help="threshold = this quantile of the head's val scores (about this share of its posts is flagged)")
     ap.add_argument("--threads", type=int, default=2)
@@ -139,7 +149,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"plain copies: {sum(map(len, plain.values()))} training posts without handles or links", file=sys.stderr)
     calibration = fit_calibration(model, splits["val"], digest)
     app = fit_applicability(splits["train"], splits["val"], digest, quantile=args.quantile,
-                            per_background_head=args.background, c=args.c, plain=plain)
+                            per_background_head=args.background, c=args.c, plain=plain,
+                            topic_background=args.topic_background, topic_c=args.topic_c)
     print(f"wrote {calibration.save(args.model)}")
     print(f"wrote {app.save(args.model)} ({(args.model / 'applicability.safetensors').stat().st_size / 1e3:.0f} kB)")
     for task in model.tasks:
