@@ -8,6 +8,9 @@ val selection (the issue's "frozen MiniLM + LR" reference), and the frozen all-m
     python benchmarks/head_refit.py embed mpnet    # only the named kinds (int8 fp32 frozen mpnet)
     python benchmarks/head_refit.py fit int8 fp32 frozen int8+frozen fp32+frozen mpnet fp32+mpnet heads+mpnet
 
+``L<k>``: the mean-pooled hidden states of layer k (0 = the token embeddings, 6 = the last: ``L6`` is ``fp32``)
+of the shipped encoder, all from one pass: does a head on several layers of the same pass do better?
+
 ``heads+<kind>``: the shipped heads' probabilities averaged with an LR's on ``<kind>`` (the weight chosen
 on val too): what a second, frozen encoder adds to the model as it is.
 
@@ -53,6 +56,36 @@ def embed(data, work: Path, kinds: list[str], threads: int) -> None:
                 if not (work / f"{name}_{t}_{s}.npy").is_file():
                     np.save(work / f"{name}_{t}_{s}.npy", vectors([it.text for it in data[t][s]]))
                     print(f"embedded {name} {t} {s}", flush=True)
+
+
+def embed_layers(data, work: Path, threads: int) -> None:
+    """Saves ``L<k>_<task>_<split>.npy`` (n, dim): every layer's mean-pooled hidden states, one fp32 pass."""
+    import torch
+
+    from somelvlm.models.compact import CompactModel
+
+    torch.set_num_threads(threads)
+    model = CompactModel(runtime="torch", threads=threads)
+    enc, layers = model.net.encoder, model.net.encoder.config.num_hidden_layers + 1
+    for t in FIVE:
+        for s in SPLITS:
+            if (work / f"L{layers - 1}_{t}_{s}.npy").is_file():
+                continue
+            texts = [it.text for it in data[t][s]]
+            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+            out = np.zeros((layers, len(texts), enc.config.hidden_size), np.float32)
+            with torch.inference_mode():
+                for a in range(0, len(order), 64):
+                    idx = order[a:a + 64]
+                    b = model.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                                        max_length=model.max_length, return_tensors="pt")
+                    hidden = enc(**b, output_hidden_states=True).hidden_states  # layers x (batch, seq, dim)
+                    mask = b["attention_mask"].unsqueeze(-1).float()  # (batch, seq, 1)
+                    for k, h in enumerate(hidden):
+                        out[k, idx] = ((h * mask).sum(1) / mask.sum(1)).numpy()
+            for k in range(layers):
+                np.save(work / f"L{k}_{t}_{s}.npy", out[k])
+            print(f"embedded layers {t} {s}", flush=True)
 
 
 def shipped_probs(work: Path, data, t: str, s: str) -> np.ndarray:
@@ -131,7 +164,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("step", choices=["embed", "fit"])
     parser.add_argument("kinds", nargs="*", default=None,
-                        help="embed: int8 fp32 frozen mpnet (default the first three); fit: any '+' joins of them")
+                        help="embed: int8 fp32 frozen mpnet layers (default the first three); fit: any '+' joins "
+                             "of them (layers: L0 .. L6)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "head_refit",
                         help="results path without suffix (.json and .md are written)")
@@ -148,7 +182,10 @@ def main(argv: list[str] | None = None) -> None:
         for t in FIVE:
             data[t]["train"] = cap(data[t]["train"], args.train_cap, seed=0)
     if args.step == "embed":
-        embed(data, args.work, args.kinds or ["int8", "fp32", "frozen"], args.threads)
+        kinds = args.kinds or ["int8", "fp32", "frozen"]
+        if "layers" in kinds:
+            embed_layers(data, args.work, args.threads)
+        embed(data, args.work, [k for k in kinds if k != "layers"], args.threads)
         return
     res = fit(data, args.work, args.kinds or ["int8", "fp32", "frozen", "int8+frozen", "fp32+frozen"])
     args.out.with_suffix(".json").write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
