@@ -187,13 +187,18 @@ def main(argv: list[str] | None = None) -> None:
             embed_layers(data, args.work, args.threads)
         embed(data, args.work, [k for k in kinds if k != "layers"], args.threads)
         return
-    res = fit(data, args.work, args.kinds or ["int8", "fp32", "frozen", "int8+frozen", "fp32+frozen"])
+    kinds = args.kinds or ["int8", "fp32", "frozen", "int8+frozen", "fp32+frozen"]
+    res = fit(data, args.work, kinds)
     args.out.with_suffix(".json").write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
+    cap_flag = f" --train-cap {args.train_cap}" if args.train_cap else ""
     lines = ["# Refitting SoMe-mini's TweetEval heads by logistic regression (C, class weights on val)", "",
-             "`python benchmarks/head_refit.py embed && python benchmarks/head_refit.py fit`. Test, official metrics.", "",
-             "| embeddings | " + " | ".join(FIVE) + " | average |", "|---|" + "---:|" * 6]
+             f"`python benchmarks/head_refit.py embed{cap_flag} && python benchmarks/head_refit.py fit {' '.join(kinds)}"
+             f"{cap_flag}`. Test, official metrics; the val average is what a choice may look at.", "",
+             "| embeddings | " + " | ".join(FIVE) + " | average | val average |", "|---|" + "---:|" * 7]
     for kind, row in res.items():
-        lines.append(f"| {kind} | " + " | ".join(f"{row[t]['test']:.1f}" for t in FIVE) + f" | {row['average']:.1f} |")
+        val = np.mean([row[t]["val"] for t in FIVE])
+        lines.append(f"| {kind} | " + " | ".join(f"{row[t]['test']:.1f}" for t in FIVE)
+                     + f" | {row['average']:.1f} | {val:.2f} |")
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
