@@ -169,29 +169,37 @@ def test_stale_or_broken_files_are_refused_with_how_to_refit(folders, tmp_path):
         Applicability.load(folder)
 
 
-def test_plain_copies_join_every_genre_heads_positives_but_no_topic_bound_heads():
-    """fit_trust.fit_applicability: a genre head's positives are its posts, its genre's, and their plain
-    copies, whatever the order of the heads; a topic-bound head's are its own posts only."""
+class _Item:
+    """A post as fit_trust sees it: only its text."""
+
+    def __init__(self, text):
+        self.text = text
+
+
+def _posts(rng, task: str, n: int, shift: float):
+    """``(embeddings (n, 8), items)``: n synthetic posts of ``task`` around ``shift``."""
+    return rng.normal(shift, 1, (n, 8)).astype(np.float32), [_Item(f"{task} {i}") for i in range(n)]
+
+
+def _fit_applicability():
     import sys
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from fit_trust import fit_applicability
 
+    return fit_applicability
+
+
+def test_plain_copies_join_every_genre_heads_positives_but_no_topic_bound_heads():
+    """fit_trust.fit_applicability: a genre head's positives are its posts, its genre's, and their plain
+    copies, whatever the order of the heads; a topic-bound head's are its own posts only."""
     rng = np.random.default_rng(0)
-
-    class Item:
-        def __init__(self, text):
-            self.text = text
-
-    def split(task, n, shift):
-        return rng.normal(shift, 1, (n, 8)).astype(np.float32), [Item(f"{task} {i}") for i in range(n)]
-
     tasks = {"sentiment": 0.0, "fake_news": 1.0, "emotion": 0.5, "hateful_meme": -3.0}  # fake_news: topic-bound
-    train = {t: split(t, 30, s) for t, s in tasks.items()}
-    val = {t: split(t, 10, s) for t, s in tasks.items()}
+    train = {t: _posts(rng, t, 30, s) for t, s in tasks.items()}
+    val = {t: _posts(rng, t, 10, s) for t, s in tasks.items()}
     plain = {t: rng.normal(s, 1, (5, 8)).astype(np.float32) for t, s in tasks.items()}
-    app = fit_applicability(train, val, "d", quantile=0.05, per_background_head=200, c=1.0, plain=plain)
+    app = _fit_applicability()(train, val, "d", quantile=0.05, per_background_head=200, c=1.0, plain=plain)
     assert app.heads["fake_news"].n_train == 30
     for genre_head in ("sentiment", "emotion"):  # before and after the topic-bound head
         assert app.heads[genre_head].n_train == 3 * 30 + 3 * 5, genre_head  # 3 tweet heads, each with 5 copies
@@ -200,25 +208,11 @@ def test_plain_copies_join_every_genre_heads_positives_but_no_topic_bound_heads(
 def test_topic_bound_heads_take_their_own_background_size():
     """fit_trust.fit_applicability: ``topic_background`` posts of each other dataset form a topic-bound
     head's negatives; a genre head keeps ``per_background_head``."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    from fit_trust import fit_applicability
-
     rng = np.random.default_rng(1)
-
-    class Item:
-        def __init__(self, text):
-            self.text = text
-
-    def split(task, n, shift):
-        return rng.normal(shift, 1, (n, 8)).astype(np.float32), [Item(f"{task} {i}") for i in range(n)]
-
     tasks = {"sentiment": 0.0, "fake_news": 1.0, "hateful_meme": -3.0}
-    train = {t: split(t, 40, s) for t, s in tasks.items()}
-    val = {t: split(t, 10, s) for t, s in tasks.items()}
-    app = fit_applicability(train, val, "d", quantile=0.05, per_background_head=5, c=1.0,
-                            topic_background=30, topic_c=4.0)
+    train = {t: _posts(rng, t, 40, s) for t, s in tasks.items()}
+    val = {t: _posts(rng, t, 10, s) for t, s in tasks.items()}
+    app = _fit_applicability()(train, val, "d", quantile=0.05, per_background_head=5, c=1.0,
+                               topic_background=30, topic_c=4.0)
     assert app.heads["fake_news"].n_background == 2 * 30
     assert app.heads["sentiment"].n_background == 5  # its genre's heads are positives; the meme head is negative
