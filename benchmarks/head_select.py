@@ -167,8 +167,10 @@ def main(argv: list[str] | None = None) -> dict:
     out = args.out or RESULTS / "head_select"
     out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    if args.out is not None:
+    if args.out is not None:  # an experiment: the results file, and the heads only into the folder named
         print("\n".join(lines))
+        if args.ship and new_heads:
+            ship(args.model, new_heads, rows, digest)
         return rows
     from calibration import put_section
 
