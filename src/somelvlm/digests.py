@@ -8,6 +8,7 @@
 | ``export_state_digest``| a module's names, shapes, values, salted          | the ONNX export cache's file name |
 | ``feature_cache_key``  | an extractor's id + config and an item's bytes    | the feature cache's file name     |
 | ``file_sha256``        | one file's bytes                                  | ``SOURCE.txt`` of a converted base|
+| ``model_files_digest`` | a model folder's ``*.safetensors`` + ``*.json``   | an ``analyze`` output's run file  |
 
 The values are part of on-disk formats (shipped ``config.json`` files hold them): changing what a
 function hashes makes every saved model or index refuse to load. All are sha256; the 16-hex ones
@@ -91,3 +92,16 @@ def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def model_files_digest(folder: str | Path, suffixes: tuple[str, ...] | None = (".safetensors", ".json")) -> str:
+    """sha256 (first 16 hex) of what decides a model folder's answers: every ``*.safetensors`` and
+    ``*.json`` file under ``folder`` (weights, config, calibration; sub-folders too; every file with
+    ``suffixes=None``), each as its relative path and bytes, in path order. The card (``README.md``)
+    is not part of it."""
+    folder = Path(folder)
+    h = hashlib.sha256()
+    for f in sorted(q for q in folder.rglob("*") if q.is_file() and (suffixes is None or q.suffix in suffixes)):
+        h.update(f.relative_to(folder).as_posix().encode() + b"\0")
+        h.update(bytes.fromhex(file_sha256(f)))
+    return h.hexdigest()[:16]

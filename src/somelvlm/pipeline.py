@@ -102,6 +102,20 @@ class Pipeline:
             raise ValueError(f"task {name}: {why}; this model serves: {', '.join(self.head_tasks)}")
         self.choice = choice
         self.stages = [STAGES.get("rkc")(rkc)] if rkc else []
+        self._rkc = rkc
+
+    def fingerprint(self) -> dict:
+        """What decides this pipeline's answers, for a resumed batch run to compare with the run that
+        wrote its output (``batch.output.check_run``): the tasks, each model's name, runtime and a
+        digest of its folder's weights and configs, OCR, served withheld heads, digits, RKC index."""
+        from somelvlm.digests import model_files_digest
+
+        rkc = Path(self._rkc) if self._rkc else None
+        return {"tasks": list(self.tasks), "classifier": _identity(self.classifier),
+                "image_heads": _identity(self.image_heads),
+                "generator": _identity(self._generator) if self._generator is not None else self._generator_name,
+                "ocr": self.use_ocr, "withheld": self.serve_withheld, "digits": self.digits,
+                "rkc": None if rkc is None else model_files_digest(rkc, None) if rkc.is_dir() else str(rkc)}
 
     # ----- what runs where --------------------------------------------------------------------------
     @property
@@ -405,6 +419,22 @@ def _prompt(task, index: int, post: Post) -> str:
 
 def _is_model(obj: Any) -> bool:
     return obj is not None and not isinstance(obj, (str, Path))
+
+
+def _identity(model) -> dict | None:
+    """A loaded model's name, runtime and folder digest (``digests.model_files_digest``), as far as it has them."""
+    from somelvlm.digests import model_files_digest
+
+    if model is None:
+        return None
+    ident = {"name": str(getattr(model, "name", type(model).__name__)), "kind": type(model).__name__}
+    runtime = getattr(model, "runtime", None)
+    if isinstance(runtime, str):
+        ident["runtime"] = runtime
+    folder = getattr(model, "folder", None)
+    if folder is not None and Path(folder).is_dir():
+        ident["files"] = model_files_digest(folder)
+    return ident
 
 
 def _optional_image_heads(name, threads: int | None):

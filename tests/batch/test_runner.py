@@ -489,3 +489,29 @@ def test_a_kill_while_finishing_parquet_leaves_no_temp_file_for_good(tmp_path):
     summary = quiet(source, out, length)
     assert not list(tmp_path.glob(".out.parquet.*.tmp")) and other.exists()
     assert summary.skipped_existing == 29 and sorted(r["id"] for r in records(out)) == sorted(str(i) for i in range(1, 30))
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_a_rerun_by_another_model_is_refused_before_writing(tmp_path, suffix):
+    source = write_input(tmp_path / "in.jsonl", [{"id": str(i), "text": "t"} for i in range(3)])
+    out = tmp_path / f"out{suffix}"
+    first = {"tasks": ["emotion"], "classifier": {"name": "m", "files": "aaaa"}}
+    quiet(source, out, length, fingerprint=first)
+    assert json.loads(output.run_file(out).read_text()) == first
+    write_input(source, [{"id": str(i), "text": "t"} for i in range(5)])
+    before = out.read_bytes()
+    with pytest.raises(ValueError, match=r"differs in: classifier\).*give a new --out"):
+        quiet(source, out, length, fingerprint={**first, "classifier": {"name": "m", "files": "bbbb"}})
+    assert out.read_bytes() == before
+    summary = quiet(source, out, length, fingerprint=first)  # the same run resumes
+    assert (summary.written, summary.skipped_existing) == (2, 3)
+
+
+def test_an_output_from_before_run_files_gets_one_on_resume(tmp_path, caplog):
+    source = write_input(tmp_path / "in.jsonl", [{"id": str(i), "text": "t"} for i in range(3)])
+    out = tmp_path / "out.jsonl"
+    quiet(source, out, length)  # no fingerprint: as before run files
+    assert not output.run_file(out).exists()
+    summary = quiet(source, out, length, fingerprint={"tasks": ["emotion"]})
+    assert summary.skipped_existing == 3 and "written before run files" in caplog.text
+    assert json.loads(output.run_file(out).read_text()) == {"tasks": ["emotion"]}

@@ -139,3 +139,19 @@ def test_signal_during_analyze_says_where_to_resume(tmp_path, sig, code):
     assert 0 < written < 20_000
     assert f"interrupted: {written} posts written to {out}; rerun the same command to resume" in err
     assert "Traceback" not in err
+
+
+def test_analyze_refuses_to_mix_two_runs_in_one_output(tmp_path):
+    """The real shipped model: a rerun with other tasks on the same --out is refused in one line and
+    writes nothing; the same command resumes."""
+    src, out = posts_file(tmp_path, 3), tmp_path / "out.jsonl"
+    first = cli("analyze", str(src), "--out", str(out), "--tasks", "emotion")
+    assert first.returncode == 0, first.stderr
+    before = out.read_bytes()
+    run = json.loads((tmp_path / "out.jsonl.run.json").read_text(encoding="utf-8"))
+    assert run["tasks"] == ["emotion"] and run["classifier"]["name"] == "some-mini" and run["classifier"]["files"]
+    res = cli("analyze", str(src), "--out", str(out), "--tasks", "emotion,irony")
+    assert res.returncode != 0 and "differs in: tasks" in res.stderr and "Traceback" not in res.stderr
+    assert out.read_bytes() == before
+    again = cli("analyze", str(src), "--out", str(out), "--tasks", "emotion")
+    assert again.returncode == 0 and "0 posts written, 3 already there" in again.stderr

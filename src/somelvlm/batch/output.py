@@ -15,6 +15,10 @@ Temp files are named ``.NAME.PID.tmp`` beside the file they replace. A kill betw
 and renaming it leaves it behind; the next run on the same OUT removes them
 (``remove_stale_temps``), once it holds the journal's lock, so no other run can be writing them.
 
+The run file ``OUT.run.json`` records what produced OUT's records (the pipeline's fingerprint:
+its tasks, models and their weights' digests). A rerun on the same OUT whose fingerprint differs is
+refused before anything is written, so a resume never mixes two models' answers in one output.
+
 Record ids: a row's own id, or ``line:N`` for a row without one (``readers``), so error records of
 unreadable rows never take a user's id.
 """
@@ -317,3 +321,36 @@ def _row(flat: dict, as_json: set[str]) -> dict:
     return {k: (json.dumps(v, ensure_ascii=False, default=_json_default)
                 if k in as_json and v is not None and not isinstance(v, str) else v)
             for k, v in flat.items()}
+
+
+def run_file(out: Path) -> Path:
+    """``OUT.run.json``, beside OUT: the fingerprint of the run that wrote OUT's records."""
+    return out.with_name(out.name + ".run.json")
+
+
+def check_run(out: Path, fingerprint: dict, resuming: bool) -> None:
+    """Refuse to add to ``out`` records of a run unlike the one that wrote it (``ValueError`` naming
+    what differs); else record ``fingerprint`` in ``run_file(out)``. ``resuming``: OUT already holds
+    records (an OUT written before run files existed gets one now, with a warning)."""
+    import logging
+
+    from somelvlm.atomic import atomic_write_text
+
+    fingerprint = json.loads(json.dumps(fingerprint, default=str))  # as it reads back from disk
+    path = run_file(out)
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            old = {"unreadable": path.name}
+        if old == fingerprint:
+            return
+        old = old if isinstance(old, dict) else {"unreadable": path.name}
+        changed = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
+        raise ValueError(f"--out {out} holds records of another run ({path.name} differs in: {', '.join(changed)}); "
+                         f"adding to it would mix two runs' answers: give a new --out, or delete {out.name} and "
+                         f"{path.name} to start over")
+    if resuming:
+        logging.getLogger(__name__).warning("%s has records but no %s (written before run files): its model is not "
+                                            "known; recording this run's", out, path.name)
+    atomic_write_text(path, json.dumps(fingerprint, indent=1, sort_keys=True) + "\n")

@@ -100,12 +100,13 @@ class RunSummary:
 
 def run(input: Path, out: Path, predict: Predict, config: RunConfig | None = None, *,
         text_col: str = "text", image_col: str = "image", id_col: str = "id", fmt: str | None = None,
-        progress: bool = True) -> RunSummary:
+        progress: bool = True, fingerprint: dict | None = None) -> RunSummary:
     """Apply ``predict`` to every row of ``input`` whose id is not yet in ``out``; see the module doc.
 
     ``fmt`` names the input format (``jsonl``, ``csv``, ``tsv``, ``parquet``) when the extension
     does not. Raises ``ValueError`` before writing anything when the columns or OUT's extension are
-    wrong.
+    wrong, and when ``fingerprint`` (what decides the answers, e.g. ``Pipeline.fingerprint()``) differs
+    from the one recorded beside OUT by the run that wrote it (``output.check_run``).
     """
     start = time.perf_counter()
     config = config or RunConfig()
@@ -125,6 +126,8 @@ def run(input: Path, out: Path, predict: Predict, config: RunConfig | None = Non
         if kind == "parquet":
             output.remove_stale_temps(out)  # left by a run killed while finishing; we hold the lock
             done |= output.parquet_ids(out, retry_errors=config.retry_errors)
+        if fingerprint is not None:
+            output.check_run(out, fingerprint, resuming=bool(done))
         had_journal = kind == "parquet" and journal.stat().st_size > 0
         with _progress(progress, _row_estimate(input, fmt)) as advance:
             streak = 0

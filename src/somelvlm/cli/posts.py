@@ -89,7 +89,8 @@ def analyze(cfg: AnalyzeConfig) -> None:
                             generator=cfg.generator, runtime=cfg.runtime, withheld=cfg.withheld)
         try:
             summary = run(source, target.path, analyzer, run_config, text_col=cfg.text_col,
-                          image_col=cfg.image_col, id_col=cfg.id_col, fmt=cfg.fmt, progress=not common.QUIET)
+                          image_col=cfg.image_col, id_col=cfg.id_col, fmt=cfg.fmt, progress=not common.QUIET,
+                          fingerprint=analyzer.fingerprint())
         except (KeyboardInterrupt, Terminated) as stop:
             raise Stopped(stop_code(stop), target.interrupted()) from None
         except ModelFailing as err:
