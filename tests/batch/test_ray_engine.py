@@ -236,6 +236,10 @@ def test_analyze_engine_ray_on_the_command_line(local_ray, tiny_compact, tweets,
     main(["analyze", str(src), "--out", str(tmp_path / "shards"), "--engine", "ray", "--workers", "1",
           "--model", str(tiny_compact), "--tasks", "emotion,irony", "--no-multimodal", "-q"])
     rows = by_id(read_results(tmp_path / "shards").to_pylist())
+    assert json.loads((tmp_path / "shards.run.json").read_text())["tasks"] == ["emotion", "irony"]
+    with pytest.raises(SystemExit):  # other tasks on the same --out: refused, nothing run
+        main(["analyze", str(src), "--out", str(tmp_path / "shards"), "--engine", "ray", "--workers", "1",
+              "--model", str(tiny_compact), "--tasks", "emotion", "--no-multimodal", "-q"])
     want = {r["id"]: r for r in map(json.loads, local.read_text(encoding="utf-8").splitlines())}
     assert set(rows) == set(want)
     for rid, row in want.items():  # the same labels, and the same error records for the bad rows

@@ -381,11 +381,13 @@ def connect(config: RayConfig) -> bool:
 def run_ray(input: str | Path, out_dir: str | Path, pipeline_options: dict, config: RayConfig | None = None,
             run_config: RunConfig | None = None, *, text_col: str = "text", image_col: str = "image",
             id_col: str = "id", fmt: str | None = None, progress: bool = True,
-            make_predict: Callable[[dict], Predict] | None = None) -> RaySummary:
+            make_predict: Callable[[dict], Predict] | None = None, fingerprint: dict | None = None) -> RaySummary:
     """Run ``Pipeline(**pipeline_options)`` over every row of ``input`` into Parquet shards in
     ``out_dir`` on Ray; see the module doc. ``run_config`` carries the local engine's limits, image
     root and model-failure stop (``retry_errors`` is not supported here). ``make_predict`` builds the
-    predict function in each actor from ``pipeline_options`` (default: the Pipeline)."""
+    predict function in each actor from ``pipeline_options`` (default: the Pipeline). ``fingerprint``:
+    what decides the answers (``Pipeline.fingerprint()``); a rerun whose fingerprint differs from the
+    one recorded beside ``out_dir`` (``OUT_DIR.run.json``) is refused before any block runs."""
     start = time.perf_counter()
     config = config or RayConfig()
     run_config = run_config or RunConfig()  # its batch_size: posts per pipeline call inside a block
@@ -397,6 +399,10 @@ def run_ray(input: str | Path, out_dir: str | Path, pipeline_options: dict, conf
         raise ValueError(f"--out {out_dir} is a file: the ray engine writes a folder of Parquet shards")
     shards = list_shards(input, fmt)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if fingerprint is not None:
+        from somelvlm.batch.output import check_run
+
+        check_run(out_dir, fingerprint, resuming=any(out_dir.glob("*.parquet")))
     columns = {"text_col": text_col, "image_col": image_col, "id_col": id_col}
     ray = _require_ray()
     started = connect(config)

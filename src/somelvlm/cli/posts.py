@@ -114,9 +114,13 @@ def analyze_on_ray(cfg: AnalyzeConfig) -> None:
     options = {"model": cfg.model, "tasks": cfg.tasks or None, "levels": cfg.level or None, "generator": cfg.generator,
                "runtime": cfg.runtime, "ocr": cfg.ocr, "multimodal": cfg.multimodal, "withheld": cfg.withheld,
                "rkc": str(cfg.rkc) if cfg.rkc else None}
+    from somelvlm.pipeline import Pipeline
+
+    fingerprint = Pipeline(**options).fingerprint()  # what the actors will load, checked against OUT's run file
     try:
         summary = run_ray(cfg.input, cfg.out, options, cfg.ray, cfg.run, text_col=cfg.text_col,
-                          image_col=cfg.image_col, id_col=cfg.id_col, fmt=cfg.fmt, progress=not common.QUIET)
+                          image_col=cfg.image_col, id_col=cfg.id_col, fmt=cfg.fmt, progress=not common.QUIET,
+                          fingerprint=fingerprint)
     except ConnectionError as err:
         raise ValueError(str(err)) from None
     if not common.QUIET:
