@@ -19,6 +19,7 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 demo: $(VENV)/.demo-installed
+	rm -f out/demo/analysis.jsonl out/demo/analysis.jsonl.run.json  # the demo labels afresh (a kept output is resumed, and refused after a model change)
 	$(BIN)/somelvlm analyze examples/posts.jsonl --out out/demo/analysis.jsonl --show
 
 test: $(VENV)/.test-installed
