@@ -1,5 +1,6 @@
 """Fit calibration (per-head temperatures) and applicability (per-head domain classifiers and in-domain
-thresholds) for a compact model folder, from the TRAIN and VALIDATION splits of ../shared/data only.
+thresholds) for a compact model folder, from the TRAIN and VALIDATION splits of ../shared/data only. A
+head refit on several datasets (``trained.multi_source``) is calibrated on the val posts of all of them.
 
     nice -n 10 python benchmarks/fit_trust.py                       # the shipped some-mini
     nice -n 10 python benchmarks/fit_trust.py --model runs/some-mini --train-cap 1500
@@ -104,6 +105,33 @@ def fit_applicability(train: dict[str, tuple[np.ndarray, list]], val: dict[str, 
     return app
 
 
+def with_related_val(model, items: dict, val: dict[str, tuple[np.ndarray, list]], store, cap: int | None,
+                     seed: int) -> dict[str, tuple[np.ndarray, list]]:
+    """``val`` with, for each head refit on several datasets (``trained.multi_source`` in config.json, by
+    ``benchmarks/multisource_heads.py``), the val posts of its other sources added, their labels mapped
+    onto the head's: such a head's temperature is fit on every source it was trained and chosen on."""
+    from somelvlm.data.head_items import Item
+
+    heads = model.config.get("trained", {}).get("multi_source", {}).get("heads", {})
+    out = dict(val)
+    for task, record in heads.items():
+        if task not in val:
+            continue
+        emb, own = val[task]
+        labels = model.specs[task].labels
+        for related, mapping in record.get("mapping", {}).items():
+            if related not in model.specs or related not in items:
+                continue
+            rel_labels = model.specs[related].labels
+            chosen = sample(items[related].get("val", []), cap, seed)
+            added = [Item(it.text, labels.index(mapping[rel_labels[int(it.target)]])) for it in chosen]
+            emb, own = np.concatenate([emb, store([it.text for it in added])]), own + added
+        out[task] = (emb, own)
+        print(f"  {task}: temperature fit on {len(own)} val posts of {len(record.get('mapping', {})) + 1} sources",
+              file=sys.stderr)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     from somelvlm.models.applicability import model_digest, plain_copy
     from somelvlm.models.compact import ASSETS, CompactModel
@@ -147,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         changed = [q for it in chosen if (q := plain_copy(it.text)) and q != it.text]
         plain[t] = store(changed) if changed else np.zeros((0, model.net.encoder.config.hidden_size), np.float32)
     print(f"plain copies: {sum(map(len, plain.values()))} training posts without handles or links", file=sys.stderr)
-    calibration = fit_calibration(model, splits["val"], digest)
+    calibration = fit_calibration(model, with_related_val(model, items, splits["val"], store, args.val_cap, args.seed), digest)
     app = fit_applicability(splits["train"], splits["val"], digest, quantile=args.quantile,
                             per_background_head=args.background, c=args.c, plain=plain,
                             topic_background=args.topic_background, topic_c=args.topic_c)

@@ -83,23 +83,9 @@ def paired_bootstrap(task: str, spec, y: np.ndarray, ours: np.ndarray, base: np.
     """The head's primary metric minus the baseline's on the same test posts, and its 95% percentile interval
     over ``n`` resamples of the posts (with replacement; the same resample for both). ``ours`` / ``base``:
     (n_posts, labels) probabilities or (n_posts,) numbers."""
-    from somelvlm.evaluate.metrics import score
-    from somelvlm.taxonomy.registry import get_task
+    from _bootstrap import head_paired
 
-    metric = get_task(task).primary_metric
-    if spec.kind == "regression":
-        rmse = lambda idx, out: float(np.sqrt(np.mean((np.clip(out[idx], 0, 5) - y[idx]) ** 2)))  # noqa: E731
-        diff = lambda idx: rmse(idx, ours) - rmse(idx, base)  # noqa: E731
-    else:
-        gold = np.array([spec.labels[int(t)] for t in y], dtype=object)
-        a = np.array([spec.labels[i] for i in ours.argmax(1)], dtype=object)
-        b = np.array([spec.labels[i] for i in base.argmax(1)], dtype=object)
-        one = lambda idx, pred: score(metric.name, list(gold[idx]), list(pred[idx]), metric.labels)  # noqa: E731
-        diff = lambda idx: one(idx, a) - one(idx, b)  # noqa: E731
-    rng = np.random.default_rng(seed)
-    draws = [diff(rng.integers(0, len(y), len(y))) for _ in range(n)]
-    return {"diff": round(diff(np.arange(len(y))), 3), "ci95": [round(float(np.percentile(draws, 2.5)), 3),
-                                                              round(float(np.percentile(draws, 97.5)), 3)]}
+    return head_paired(task, spec, y, ours, [base], draws=n, seed=seed)
 
 
 def main(argv: list[str] | None = None) -> dict:

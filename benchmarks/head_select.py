@@ -48,10 +48,12 @@ def own_rows(out: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
     return out if groups is None else out[np.arange(len(out)), groups]
 
 
-def refit(spec, X: np.ndarray, y: np.ndarray, g: np.ndarray | None, c: float, cw) -> tuple[np.ndarray, np.ndarray]:
+def refit(spec, X: np.ndarray, y: np.ndarray, g: np.ndarray | None, c: float, cw,
+          sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(weight (width, dim), bias (width,))`` of a linear head on raw embeddings ``X`` (n, dim): the
     model is fit on standardised X and folded back (w / sd, b - w . mean / sd). Binary LR's one logit
-    becomes [0, z]; a label missing from a target's training posts gets bias -30."""
+    becomes [0, z]; a label missing from a target's training posts gets bias -30. ``sample_weight`` (n,):
+    per-post weights (classification without targets only)."""
     from sklearn.linear_model import LogisticRegression, Ridge
 
     mean, sd = X.mean(0), X.std(0) + 1e-6
@@ -67,7 +69,8 @@ def refit(spec, X: np.ndarray, y: np.ndarray, g: np.ndarray | None, c: float, cw
     B = np.zeros(k * len(parts), np.float32)
     for j, part in enumerate(parts):
         rows = np.ones(len(y), bool) if part is None else g == part
-        m = LogisticRegression(C=c, class_weight=cw, max_iter=3000).fit(Z[rows], y[rows])
+        sw = None if sample_weight is None else sample_weight[rows]
+        m = LogisticRegression(C=c, class_weight=cw, max_iter=3000).fit(Z[rows], y[rows], sample_weight=sw)
         coef, icpt = m.coef_, m.intercept_
         if len(m.classes_) == 2:
             coef, icpt = np.vstack([np.zeros_like(coef), coef]), np.r_[0.0, icpt]
@@ -170,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.out is not None:  # an experiment: the results file, and the heads only into the folder named
         print("\n".join(lines))
         if args.ship and new_heads:
-            ship(args.model, new_heads, rows, digest)
+            ship(args.model, new_heads, digest, record=selection_record(new_heads, rows))
         return rows
     from calibration import put_section
 
@@ -180,12 +183,22 @@ def main(argv: list[str] | None = None) -> dict:
         put_section(args.model / "README.md", "Heads refit on validation", section, name="head-select")
     print("\n".join(lines))
     if args.ship and new_heads:
-        ship(args.model, new_heads, rows, digest)
+        ship(args.model, new_heads, digest, record=selection_record(new_heads, rows))
     return rows
 
 
-def ship(folder: Path, new_heads: dict, rows: dict, old_digest: str) -> None:
-    """Write the chosen heads into ``folder/model.safetensors`` and record the choice in config.json."""
+def selection_record(new_heads: dict, rows: dict) -> dict:
+    """What config.json keeps of each refit chosen here."""
+    return {t: {"val_trained": rows[t]["shipped"]["val"], "val_refit": rows[t]["refit"]["val"], "n_train": rows[t]["n"]["train"],
+                **{k: rows[t]["refit"][k] for k in ("C", "alpha", "class_weight") if k in rows[t]["refit"]}}
+            for t in new_heads}
+
+
+def ship(folder: Path, new_heads: dict, old_digest: str, record: dict, key: str = "head_select",
+         rule: str = "linear refit on the shipped embedding replaces the trained head when strictly better on val",
+         written_by: str = "benchmarks/head_select.py --ship") -> None:
+    """Write the chosen heads into ``folder/model.safetensors`` and record the choice in config.json
+    (``trained.<key>``: the rule, and ``record`` merged over earlier rounds' heads)."""
     from safetensors import safe_open
     from safetensors.numpy import save_file
 
@@ -198,18 +211,12 @@ def ship(folder: Path, new_heads: dict, rows: dict, old_digest: str) -> None:
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     for task, (W, B) in new_heads.items():
         assert tensors[f"head.{task}.weight"].shape == W.shape, (task, W.shape)
-        tensors[f"head.{task}.weight"], tensors[f"head.{task}.bias"] = W, B
+        tensors[f"head.{task}.weight"], tensors[f"head.{task}.bias"] = W.astype(np.float32), B.astype(np.float32)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    before = config["trained"].get("head_select", {}).get("heads", {})  # earlier rounds' choices stay on record
-    config["trained"]["head_select"] = {
-        "rule": "linear refit on the shipped embedding replaces the trained head when strictly better on val",
-        "written_by": "benchmarks/head_select.py --ship",
-        "heads": {**before, **{t: {"val_trained": rows[t]["shipped"]["val"], "val_refit": rows[t]["refit"]["val"],
-                                   "n_train": rows[t]["n"]["train"],
-                                   **{k: rows[t]["refit"][k] for k in ("C", "alpha", "class_weight") if k in rows[t]["refit"]}}
-                               for t in new_heads}}}
+    before = config["trained"].get(key, {}).get("heads", {})  # earlier rounds' choices stay on record
+    config["trained"][key] = {"rule": rule, "written_by": written_by, "heads": {**before, **record}}
     atomic_write_text(folder / "config.json", json.dumps(config, indent=1) + "\n")
     new_digest = model_digest(folder)
     for suffix in ("-emb.npy", "-texts.json"):  # the encoder is unchanged: so are the embeddings

@@ -76,13 +76,9 @@ def primary(task: str, spec, gold: list[int], probs: np.ndarray) -> float:
 
 def bootstrap_delta(task: str, spec, gold: list[int], image: np.ndarray, text: np.ndarray, seed: int = 0) -> list[float]:
     """95% interval of (image+text - text) primary metric over paired resamples of the posts."""
-    rng = np.random.default_rng(seed)
-    gold_a = np.asarray(gold)
-    deltas = []
-    for _ in range(BOOTSTRAP):
-        idx = rng.integers(0, len(gold_a), len(gold_a))
-        deltas.append(primary(task, spec, list(gold_a[idx]), image[idx]) - primary(task, spec, list(gold_a[idx]), text[idx]))
-    return [round(float(np.percentile(deltas, 2.5)), 2), round(float(np.percentile(deltas, 97.5)), 2)]
+    from _bootstrap import head_paired
+
+    return [round(v, 2) for v in head_paired(task, spec, gold, image, [text], draws=BOOTSTRAP, seed=seed)["ci95"]]
 
 
 def measure(data_root: Path, threads: int) -> dict:

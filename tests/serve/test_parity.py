@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-TASKS = ["emotion", "irony", "stance", "offensive_meme", "meme_sentiment", "humor_rating"]
+TASKS = ["emotion", "irony", "hate", "stance", "offensive_meme", "humor_rating"]
 POSTS = [{"id": "t", "text": "Oh great, another Monday. I just LOVE spending three hours stuck in traffic."},
          {"id": "m", "text": "WHEN IT'S MONDAY AND THE COFFEE IS GONE", "image": "monday_meme.png"}]
 
@@ -75,7 +75,7 @@ def test_cli_api_server_and_chat_agree(tmp_path, parity_server, shipped_analyzer
     # the meme's image+text heads answered everywhere (where the image helps, image_helps chosen on val),
     # the text post's text heads; modality names the route
     image_tasks = shipped_analyzer.image_tasks & set(TASKS)
-    assert "meme_sentiment" in image_tasks
-    for task in ("offensive_meme", "meme_sentiment"):
+    assert "offensive_meme" in image_tasks
+    for task in ("offensive_meme",):
         assert cli["m"][task]["modality"] == ("image+text" if task in image_tasks else "text")
         assert cli["t"][task]["modality"] == "text"

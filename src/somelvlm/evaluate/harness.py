@@ -18,6 +18,15 @@ from somelvlm.posts import Post
 TWEETEVAL_FIVE = ("emotion", "hate", "irony", "offensive", "stance")
 
 
+def head_outputs(pipeline, task: str, items: list) -> np.ndarray:
+    """The head's outputs for head items (``data.head_items.Item``) through the pipeline: (n, labels)
+    probabilities, each item's own target's row for a per-target head, or (n,) ratings."""
+    probs = pipeline.head_probs([Post(id=str(i), text=it.text) for i, it in enumerate(items)], task)
+    if pipeline.spec(task).groups:
+        probs = probs[np.arange(len(items)), [it.group for it in items]]
+    return probs
+
+
 def evaluate_model(model, tasks: list[str], data_root: Path, split: str = "test",
                    limit: int | None = None, *, prompt_index: int = 0, progress=None) -> dict:
     """``{"tasks": {task: {metric: value, "n": items}}, "tweeteval_five": mean, ...}``.
@@ -49,9 +58,7 @@ def evaluate_model(model, tasks: list[str], data_root: Path, split: str = "test"
             results[name] = {"n": 0, "note": f"no {split} items"}
             continue
         spec = pipeline.spec(name)
-        probs = pipeline.head_probs([Post(id=str(i), text=it.text) for i, it in enumerate(items)], name)
-        if spec.groups:
-            probs = probs[np.arange(len(items)), [it.group for it in items]]
+        probs = head_outputs(pipeline, name, items)
         row = {k: round(v, 2) for k, v in head_metrics(name, spec, [it.target for it in items], probs).items()}
         row["n"] = len(items)
         row["seconds"] = round(time.perf_counter() - start, 2)
