@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -289,7 +289,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"{args.model} has no applicability.safetensors: run benchmarks/fit_trust.py --model {args.model}")
     store = EmbeddingStore(model, model_digest(args.model))
     results = []
+    joint = model.config.get("trained", {}).get("multi_source", {}).get("heads", {})
     for case in CASES:
+        if case.task in joint.get(case.head, {}).get("sources", []):  # benchmarks/multisource_heads.py
+            case = replace(case, note="; ".join(filter(None, [case.note, "NOT a transfer: the head also trains on this "
+                                                              "source's train split (multisource_heads.py); test unseen"])))
         examples = source_examples(args.data, case.source, case.task, case.split, case.subset)
         if not examples:
             print(f"skip {case.head} on {case.source}/{case.task}: no examples", file=sys.stderr)
