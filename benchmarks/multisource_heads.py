@@ -44,6 +44,7 @@ RELATED: dict[str, dict[str, dict[str, str]]] = {
     "hate": {"hate_offensive": {"hate": "hate", "offensive": "not_hate", "neither": "not_hate"}},
     "offensive": {"hate_offensive": {"hate": "offensive", "offensive": "offensive", "neither": "not_offensive"}},
     "irony": {"sarcasm": {"sarcastic": "irony", "not_sarcastic": "non_irony"}},
+    "sarcasm": {"irony": {"irony": "sarcastic", "non_irony": "not_sarcastic"}},
 }
 C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 
