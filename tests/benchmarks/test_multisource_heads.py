@@ -85,3 +85,15 @@ def test_choice_on_val_and_ship_records_it(data_root, tiny_encoder, tmp_path):
     mapped = [it for it in posts if it.text in davidson]
     assert len(mapped) == 40 and all(it.target == int(davidson[it.text] == 0) for it in mapped)  # hate -> hate
     assert calib["hate_offensive"] is val["hate_offensive"]  # a single-source head: its own val only
+
+
+def test_the_shipped_record_names_the_mappings_in_the_code():
+    """some-mini's ``trained.multi_source`` (what fit_trust calibrates on) matches RELATED."""
+    from multisource_heads import RELATED
+    from somelvlm.models.compact import ASSETS
+
+    heads = json.loads((ASSETS / "some-mini" / "config.json").read_text())["trained"]["multi_source"]["heads"]
+    assert set(heads) <= set(RELATED) and heads
+    for task, record in heads.items():
+        assert record["mapping"] == RELATED[task] and record["sources"] == [task, *RELATED[task]]
+        assert record["val_mean_multi_source"] > record["val_mean_shipped"]  # chosen on val, strictly better
