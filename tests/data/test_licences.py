@@ -17,6 +17,17 @@ SHIPPED_RECIPES = ("some-mini.yaml", "some-lvlm-stage1.yaml", "some-lvlm-stage2.
 """Recipes whose output ships in the package (assets/)."""
 
 
+def test_the_shipped_default_names_a_checked_recipe():
+    import json
+
+    from somelvlm.models.compact import ASSETS
+
+    trained = json.loads((ASSETS / "some-mini" / "config.json").read_text(encoding="utf-8"))["trained"]
+    recipe = Path(trained.get("recipe", "configs/some-mini.yaml"))
+    assert recipe.name in SHIPPED_RECIPES and (CONFIGS / recipe.name).is_file()
+    assert yaml.safe_load((CONFIGS / recipe.name).read_text(encoding="utf-8"))["tasks"] == trained["config"]["tasks"]
+
+
 def test_research_only_sources_are_registered():
     assert RESEARCH_ONLY <= set(SOURCES)
 

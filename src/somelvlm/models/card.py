@@ -119,7 +119,7 @@ def write_card(folder: Path, test: dict | None = None) -> Path:
         f"(r={config['lora']['r']}, alpha={config['lora']['alpha']}, on {', '.join(config['lora']['targets'])}) and one "
         f"linear head per task; one encoder pass per post serves all {len(config['heads'])} heads. Shipped weights: "
         f"{size / 1e6:.1f} MB (adapter in fp16, heads in fp32).", "",
-        f"Trained by `somelvlm train heads --config configs/some-mini.yaml` on real data from `../shared/data`; "
+        f"Trained by `somelvlm train heads --config {trained.get('recipe', 'configs/some-mini.yaml')}` on real data from `../shared/data`; "
         f"best epoch {trained.get('epoch', '?')} of {cfg.get('epochs', '?')} by mean validation primary metric; "
         f"training time {trained.get('seconds', 0) / 60:.0f} min on {cfg.get('threads') or 2} CPU threads.", "",
         *([f"Training stopped after epoch {trained.get('epoch')} of the configured {cfg.get('epochs')} "
