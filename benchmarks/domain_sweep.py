@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--val-cap", type=int, default=1500)
     ap.add_argument("--backgrounds", type=int, nargs="+", default=[200, 1000])
     ap.add_argument("--kinds", nargs="+", default=["lr C=1", "lr C=4", "knn"])
+    ap.add_argument("--heads", nargs="+", help="topic-bound heads to sweep (default: all of them)")
     ap.add_argument("--out", type=Path, default=RESULTS / "domain_sweep")
     ap.add_argument("--report", action="store_true", help="only rewrite the markdown from the JSON")
     args = ap.parse_args(argv)
@@ -107,7 +108,8 @@ def main(argv: list[str] | None = None) -> None:
     val = {t: store([i.text for i in sample(items[t].get("val", []), args.val_cap, 0)]) for t in model.tasks}
     texts = {t: {i.text for i in sample(items[t].get("train", []), args.train_cap, 0)} for t in model.tasks}
     rows = []
-    for task in [t for t in model.tasks if get_task(t).topic_bound and len(train[t]) and len(val[t])]:
+    for task in [t for t in model.tasks if get_task(t).topic_bound and len(train[t]) and len(val[t])
+                 and (not args.heads or t in args.heads)]:
         _, others, _ = domain_heads(task, [u for u in model.tasks if len(train[u])], texts)
         for bg in args.backgrounds:
             background = np.concatenate([train[u][:bg] for u in others])
